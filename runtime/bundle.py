@@ -1,0 +1,179 @@
+"""The bundle: the one artifact that crosses from the workstation (``export/``) to the device.
+
+A bundle is a folder with ``manifest.json`` and the files it lists. This module owns the format;
+the exporter writes bundles only through :func:`write_manifest` / :func:`add_file`, the runtime
+reads them only through :func:`load_manifest` / :func:`verify`.
+
+manifest.json (format_version 1)::
+
+    {
+      "format": "casavox-bundle", "format_version": 1, "created_at": "2026-11-26T10:00:00Z",
+      "sources":    {"whisper": {"id": "...", "sha256": "...", "path": "..."}},
+      "files":      {"asr/encoder.int8.onnx": {"sha256": "...", "size": 123}, ...},
+      "graphs":     {"asr/encoder.int8.onnx": {"component": "asr", "role": "encoder", "quant": "int8",
+                     "opset": 17, "inputs": [{"name": "mel", "dtype": "float32",
+                     "shape": [1, 80, "frames"]}], "outputs": [...]}},
+      "components": {"asr": {...component config, variants, parity figures...}},
+      "versions":   {"casavox": "0.1.0", "torch": "...", "onnx": "...", ...}
+    }
+
+Every file the manifest references (graphs, tokenizer, filters) must be listed in ``files`` with
+its sha256 and size; files in the folder that nobody lists are ignored (so a user can keep notes
+beside a bundle) but never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+FORMAT = "casavox-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class BundleError(ValueError):
+    """A bundle that must not be loaded; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle on disk."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    def path(self, rel: str) -> Path:
+        """Absolute path of a listed file; refuses anything the manifest does not list."""
+        if rel not in self.manifest["files"]:
+            raise BundleError(f"{self.root}: {rel} is not listed in {MANIFEST}")
+        return self.root / rel
+
+    def component(self, name: str) -> dict[str, Any]:
+        comps = self.manifest.get("components", {})
+        if name not in comps:
+            have = ", ".join(sorted(comps)) or "none"
+            raise BundleError(f"{self.root}: bundle has no '{name}' component (it has: {have})")
+        return comps[name]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_manifest() -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_at": utc_now(),
+        "sources": {},
+        "files": {},
+        "graphs": {},
+        "components": {},
+        "versions": {},
+    }
+
+
+def add_file(root: Path, manifest: dict[str, Any], rel: str) -> None:
+    """Record (or re-record) a file's hash and size; the file must already be in the folder."""
+    path = Path(root) / rel
+    manifest["files"][rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
+    """Write manifest.json atomically (a half-written manifest must never be seen)."""
+    root = Path(root)
+    manifest["updated_at"] = utc_now()
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, root / MANIFEST)
+    return root / MANIFEST
+
+
+def load_manifest(root: Path) -> dict[str, Any]:
+    """Parse and structurally check manifest.json (no hashing)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a bundle folder")
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{root}: no {MANIFEST}")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{mpath}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{mpath}: not a casavox bundle manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise BundleError(f"{mpath}: format_version missing")
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"{mpath}: bundle format {version} is newer than this runtime supports ({FORMAT_VERSION}); "
+            "upgrade casavox"
+        )
+    for key in ("files", "graphs", "components"):
+        if not isinstance(manifest.get(key), dict):
+            raise BundleError(f"{mpath}: '{key}' missing or not an object")
+    return manifest
+
+
+def _referenced(manifest: dict[str, Any]) -> set[str]:
+    """Every file path the manifest points at outside ``files``."""
+    refs = set(manifest["graphs"])
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "file" or key.endswith("_file"):
+                    if isinstance(value, str):
+                        refs.add(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(manifest["components"])
+    return refs
+
+
+def verify(root: str | Path, hash_files: bool = True) -> Bundle:
+    """Check a bundle and return it; raises :class:`BundleError` with a one-line reason.
+
+    ``hash_files=False`` checks presence and sizes only (fast start-up on slow flash; a truncated
+    file is still caught, a same-size modification is not).
+    """
+    root = Path(root)
+    manifest = load_manifest(root)
+    files = manifest["files"]
+    unlisted = sorted(_referenced(manifest) - set(files))
+    if unlisted:
+        raise BundleError(f"{root}: {unlisted[0]} is referenced but not listed in {MANIFEST}")
+    for rel, meta in files.items():
+        path = root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise BundleError(f"{root}: file path {rel} escapes the bundle")
+        if not path.is_file():
+            raise BundleError(f"{root}: missing file {rel}")
+        size = path.stat().st_size
+        if size != meta.get("size"):
+            raise BundleError(
+                f"{root}: {rel} is {size} bytes, manifest says {meta.get('size')} (truncated or replaced)"
+            )
+        if hash_files and sha256_file(path) != meta.get("sha256"):
+            raise BundleError(f"{root}: {rel} does not match its sha256 (modified or corrupt)")
+    return Bundle(root=root, manifest=manifest)

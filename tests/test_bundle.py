@@ -1,0 +1,145 @@
+"""The bundle format: every tampering the manifest is meant to catch is caught, with one clear line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime import bundle as fmt
+
+
+def make_bundle(root: Path) -> Path:
+    root.mkdir()
+    (root / "asr").mkdir()
+    (root / "asr" / "a.onnx").write_bytes(b"graph-a" * 100)
+    (root / "asr" / "tok.json").write_text('{"x": 1}')
+    manifest = fmt.new_manifest()
+    for rel in ("asr/a.onnx", "asr/tok.json"):
+        fmt.add_file(root, manifest, rel)
+    manifest["graphs"]["asr/a.onnx"] = {
+        "component": "asr",
+        "role": "encoder",
+        "quant": "fp32",
+        "inputs": [],
+        "outputs": [],
+    }
+    manifest["components"]["asr"] = {"tokenizer_file": "asr/tok.json"}
+    fmt.write_manifest(root, manifest)
+    return root
+
+
+def test_valid_bundle_verifies(tmp_path: Path) -> None:
+    b = fmt.verify(make_bundle(tmp_path / "b"))
+    assert b.component("asr")["tokenizer_file"] == "asr/tok.json"
+    assert b.path("asr/a.onnx").is_file()
+
+
+def _manifest(root: Path) -> dict:
+    return json.loads((root / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda r: (r / "asr" / "a.onnx").unlink(), "missing file asr/a.onnx"),
+        (lambda r: (r / "asr" / "a.onnx").write_bytes(b"graph-a" * 50), "truncated"),
+        (lambda r: (r / "asr" / "a.onnx").write_bytes(b"graph-b" * 100), "does not match its sha256"),
+        (lambda r: (r / "manifest.json").unlink(), "no manifest.json"),
+        (lambda r: (r / "manifest.json").write_text("{not json"), "not valid JSON"),
+    ],
+)
+def test_tampering_is_caught(tmp_path: Path, tamper, message: str) -> None:
+    root = make_bundle(tmp_path / "b")
+    tamper(root)
+    with pytest.raises(fmt.BundleError, match=message):
+        fmt.verify(root)
+
+
+def test_referenced_but_unlisted_file(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    m = _manifest(root)
+    (root / "asr" / "extra.npy").write_bytes(b"123")
+    m["components"]["asr"]["mel_filters_file"] = "asr/extra.npy"
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(fmt.BundleError, match="asr/extra.npy is referenced but not listed"):
+        fmt.verify(root)
+
+
+def test_newer_format_is_refused(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    m = _manifest(root)
+    m["format_version"] = fmt.FORMAT_VERSION + 1
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(fmt.BundleError, match="newer than this runtime supports"):
+        fmt.verify(root)
+
+
+def test_path_escape_is_refused(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    m = _manifest(root)
+    m["files"]["../outside"] = {"sha256": "0", "size": 0}
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(fmt.BundleError, match="escapes the bundle"):
+        fmt.verify(root)
+
+
+def test_no_hash_mode_still_catches_truncation_but_not_same_size_edits(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    (root / "asr" / "a.onnx").write_bytes(b"graph-b" * 100)  # same size, other bytes
+    fmt.verify(root, hash_files=False)  # documented: sizes only
+    (root / "asr" / "a.onnx").write_bytes(b"g")
+    with pytest.raises(fmt.BundleError, match="truncated"):
+        fmt.verify(root, hash_files=False)
+
+
+def test_unlisted_path_cannot_be_opened(tmp_path: Path) -> None:
+    b = fmt.verify(make_bundle(tmp_path / "b"))
+    with pytest.raises(fmt.BundleError, match="not listed"):
+        b.path("asr/other.onnx")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_app.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_verify_real_bundle_and_tampered_copy(asr_bundle: Path, tmp_path: Path) -> None:
+    ok = _cli("verify", str(asr_bundle))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("ok:") and "asr" in ok.stdout
+    copy = tmp_path / "copy"
+    shutil.copytree(asr_bundle, copy)
+    graph = copy / "asr" / "decoder.int8.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit in the middle of the weights
+    graph.write_bytes(bytes(data))
+    bad = _cli("verify", str(copy))
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0  # one line
+    assert "decoder.int8.onnx does not match its sha256" in bad.stderr
+    # The runtime verifies on load too: transcribing with the tampered bundle is refused.
+    refused = _cli("transcribe", str(copy), __file__)
+    assert refused.returncode == 1 and "does not match its sha256" in refused.stderr
+
+
+def test_manifest_records_graphs_parity_and_versions(asr_bundle: Path) -> None:
+    m = fmt.load_manifest(asr_bundle)
+    assert m["sources"]["whisper"]["sha256"] and len(m["sources"]["whisper"]["sha256"]) == 64
+    asr = m["components"]["asr"]
+    assert set(asr["variants"]) == {"fp32", "int8", "fp16"}
+    for name, variant in asr["variants"].items():
+        p = variant["parity"]
+        assert p["clips"] >= 8 and p["wer_vs_reference"] <= 0.05, name
+        graph = m["graphs"][variant["decoder_file"]]
+        assert graph["quant"] == name and graph["opset"] >= 17
+        names = [i["name"] for i in graph["inputs"]]
+        assert names == ["tokens", "self_k", "self_v", "cross_k", "cross_v"]
+        assert "past" in graph["inputs"][1]["shape"]
+    assert asr["variants"]["fp32"]["parity"]["max_abs_logit_diff"] < 1e-2
+    for lib in ("torch", "onnx", "onnxruntime", "transformers"):
+        assert lib in m["versions"]
