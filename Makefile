@@ -37,14 +37,17 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m pytest -q
 
-bundle: install
-	$(BIN)/casavox export asr --out $(BUNDLE)
+bundle: install $(BUNDLE)/manifest.json
 
 demo: install
 	$(BIN)/python -m edge_app.demo --bundle $(BUNDLE)
 
-benchmark: install
+$(BUNDLE)/manifest.json: | install
+	$(BIN)/casavox export asr --out $(BUNDLE) --cache .cache/speech
+
+benchmark: install $(BUNDLE)/manifest.json
 	$(BIN)/python -m benchmarks.asr --bundle $(BUNDLE)
+	$(BIN)/python -m benchmarks.trim_sweep --bundle $(BUNDLE)
 
 lint: install
 	$(BIN)/ruff check runtime export edge_app benchmarks tests

@@ -162,3 +162,13 @@ def test_trim_policy_windows() -> None:
     assert p.window_frames(16000 * 40) == 3000
     assert TrimPolicy(enabled=False).window_frames(16000) == 3000
     assert np.all([p.window_frames(n) % 2 == 0 for n in range(1000, 200000, 7919)])
+
+
+def test_io_binding_path_gives_the_same_transcripts(asr_bundle, clips, int8_texts) -> None:
+    """The IO-binding decoder loop (used on GPUs) runs here on CPU OrtValues: same tokens."""
+    from runtime.asr.transcriber import Transcriber
+    from runtime.bundle import verify
+
+    bound = Transcriber(verify(asr_bundle, hash_files=False), "int8", io_binding=True)
+    for clip, text in list(zip(clips, int8_texts, strict=True))[:6]:
+        assert bound.transcribe(clip.audio).text == text

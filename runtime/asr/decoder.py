@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 BiasFn = Callable[[list[int]], dict[int, float]]
+StepFn = Callable[[list[int]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,9 @@ def repetition_start(tokens: list[int], max_span: int = 16) -> int | None:
     return None
 
 
-def greedy_decode(
-    session: ort.InferenceSession,
-    cross_k: np.ndarray,
-    cross_v: np.ndarray,
-    config: DecodeConfig,
-    bias: BiasFn | None = None,
-    max_tokens: int | None = None,
-) -> Decoded:
+def numpy_stepper(session: ort.InferenceSession, cross_k: np.ndarray, cross_v: np.ndarray) -> StepFn:
+    """Plain ``run`` with numpy feeds: on the CPU provider inputs are used in place, so this is
+    already copy-free and IO binding would buy nothing."""
     layers, _, heads, _, dim = cross_k.shape
     empty = np.zeros((layers, 1, heads, 0, dim), dtype=np.float32)
     state = {"self_k": empty, "self_v": empty, "cross_k": cross_k, "cross_v": cross_v}
@@ -83,6 +79,47 @@ def greedy_decode(
         logits, state["self_k"], state["self_v"] = session.run(None, feeds)
         return logits[0]
 
+    return step
+
+
+def bound_stepper(
+    session: ort.InferenceSession, cross_k: np.ndarray, cross_v: np.ndarray, device: str = "cuda"
+) -> StepFn:
+    """IO binding: the KV cache and cross-attention K/V stay in device memory between steps, only
+    the token goes in and the logits row comes out. This is what pays on CUDA/TensorRT, where
+    plain ``run`` would copy the whole cache host<->device every token."""
+    layers, _, heads, _, dim = cross_k.shape
+    binding = session.io_binding()
+    on_device = {
+        name: ort.OrtValue.ortvalue_from_numpy(value, device, 0)
+        for name, value in (("cross_k", cross_k), ("cross_v", cross_v))
+    }
+    empty = np.zeros((layers, 1, heads, 0, dim), dtype=np.float32)
+    cache = [ort.OrtValue.ortvalue_from_numpy(empty, device, 0) for _ in range(2)]
+    for name, value in on_device.items():
+        binding.bind_ortvalue_input(name, value)
+
+    def step(tokens: list[int]) -> np.ndarray:
+        binding.bind_cpu_input("tokens", np.asarray([tokens], dtype=np.int64))
+        binding.bind_ortvalue_input("self_k", cache[0])
+        binding.bind_ortvalue_input("self_v", cache[1])
+        binding.bind_output("logits", "cpu")
+        binding.bind_output("new_self_k", device)
+        binding.bind_output("new_self_v", device)
+        session.run_with_iobinding(binding)
+        logits, cache[0], cache[1] = binding.get_outputs()
+        return logits.numpy()[0]
+
+    return step
+
+
+def greedy_decode(
+    step: StepFn,
+    config: DecodeConfig,
+    bias: BiasFn | None = None,
+    max_tokens: int | None = None,
+) -> Decoded:
+    """Greedy search; ``step(tokens)`` feeds new tokens and returns the last position's logits."""
     # <|startoftranscript|> alone first: its logits carry the no-speech probability.
     first = step(list(config.prompt[:1]))
     no_speech = 0.0

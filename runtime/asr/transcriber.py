@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.asr.decoder import BiasFn, DecodeConfig, greedy_decode
+from runtime.asr.decoder import BiasFn, DecodeConfig, bound_stepper, greedy_decode, numpy_stepper
 from runtime.asr.mel import HOP, log_mel, log_mel_zero_padded
 from runtime.asr.tokenizer import WhisperTokenizer
 from runtime.audio.io import SAMPLE_RATE, AudioError
@@ -74,6 +74,7 @@ class Transcriber:
         device: str = "cpu",
         threads: int | None = None,
         trim: TrimPolicy | None = None,
+        io_binding: bool | None = None,
     ) -> None:
         asr = bundle.component("asr")
         variants = asr["variants"]
@@ -83,6 +84,8 @@ class Transcriber:
             )
         self.device = resolve_device(device)
         self.variant = variant
+        # IO binding keeps the KV cache on the GPU; on the CPU provider plain run() is copy-free.
+        self.io_binding = self.device != "cpu" if io_binding is None else io_binding
         files = variants[variant]
         self.encoder = open_session(bundle.path(files["encoder_file"]), self.device, threads)
         self.decoder = open_session(bundle.path(files["decoder_file"]), self.device, threads)
@@ -124,7 +127,11 @@ class Transcriber:
             config = replace(
                 config, eot_threshold=self.trim.eot_threshold, eot_after_sentence=self.trim.eot_after_sentence
             )
-        decoded = greedy_decode(self.decoder, cross_k, cross_v, config, bias=bias, max_tokens=budget)
+        if self.io_binding:
+            step = bound_stepper(self.decoder, cross_k, cross_v, "cuda" if self.device != "cpu" else "cpu")
+        else:
+            step = numpy_stepper(self.decoder, cross_k, cross_v)
+        decoded = greedy_decode(step, config, bias=bias, max_tokens=budget)
         t3 = time.perf_counter()
         timings = {"mel_ms": (t1 - t0) * 1e3, "encoder_ms": (t2 - t1) * 1e3, "decoder_ms": (t3 - t2) * 1e3}
         info = {
