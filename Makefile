@@ -44,10 +44,13 @@ demo: install
 
 $(BUNDLE)/manifest.json: | install
 	$(BIN)/casavox export asr --out $(BUNDLE) --cache .cache/speech
+	$(BIN)/casavox export llm --out $(BUNDLE)
 
 benchmark: install $(BUNDLE)/manifest.json
 	$(BIN)/python -m benchmarks.asr --bundle $(BUNDLE)
 	$(BIN)/python -m benchmarks.trim_sweep --bundle $(BUNDLE)
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install -q llama-cpp-python  # peer; compiles llama.cpp
+	$(BIN)/python -m benchmarks.intents --bundle $(BUNDLE)
 
 lint: install
 	$(BIN)/ruff check runtime export edge_app benchmarks tests

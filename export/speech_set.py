@@ -1,7 +1,8 @@
 """Spoken smart-home commands made on the spot with two very different synthetic voices.
 
 No recorded speech ships with casavox, so the export parity check, the tests and the benchmarks
-all synthesize the same sentences: Piper (neural, en_US joe) and espeak-ng (formant). ``expected``
+all synthesize the same sentences: Piper (neural, en_US joe; its random noise turned off so every
+run and machine hears the same audio) and espeak-ng (formant). ``expected``
 is written the way Whisper writes it (digits, "%"), and scoring normalizes case and punctuation.
 """
 
@@ -84,7 +85,7 @@ def synthesize(
 
     path = None
     if cache_dir is not None:
-        key = hashlib.sha1(f"{voice}|{text}".encode()).hexdigest()[:16]
+        key = hashlib.sha1(f"{voice}|det|{text}".encode()).hexdigest()[:16]
         path = Path(cache_dir) / voice / f"{key}.wav"
         if path.exists():
             audio, _ = soundfile.read(path, dtype="float32")
@@ -94,7 +95,7 @@ def synthesize(
 
         speakers = _speakers if _speakers is not None else {}
         speaker = speakers.setdefault("piper", PiperSpeaker())
-        speech = speaker.say(text)
+        speech = speaker.say(text, deterministic=True)
     elif voice == "espeak":
         from runtime.tts import espeak_say
 

@@ -44,11 +44,17 @@ class PiperSpeaker:
             self._voice = PiperVoice.load(path)
         return self._voice
 
-    def say(self, text: str, length_scale: float | None = None) -> Speech:
+    def say(self, text: str, length_scale: float | None = None, deterministic: bool = False) -> Speech:
+        """Synthesize ``text``. Piper adds random noise to timing and timbre on every call;
+        ``deterministic=True`` turns it off so that test and benchmark speech is the same on every
+        machine and run (figures can be reproduced exactly)."""
         from piper import SynthesisConfig
 
         voice = self._load()
         config = SynthesisConfig(length_scale=length_scale)
+        if deterministic:
+            config.noise_scale = 0.0
+            config.noise_w_scale = 0.0
         chunks = list(voice.synthesize(text, syn_config=config))
         if not chunks:
             return Speech(np.zeros(0, np.float32), voice.config.sample_rate)

@@ -62,3 +62,48 @@ def transcriber_int8(asr_bundle: Path):
     from runtime.asr.transcriber import load_transcriber
 
     return load_transcriber(asr_bundle, "int8")
+
+
+def _llm_hash() -> str:
+    h = hashlib.sha256()
+    files = sorted((ROOT / "export").rglob("*.py")) + sorted((ROOT / "export" / "llm" / "adapter").glob("*"))
+    files += sorted((ROOT / "runtime" / "intents").rglob("*.py")) + [ROOT / "runtime" / "bundle.py"]
+    for path in files:
+        h.update(path.relative_to(ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def llm_bundle() -> Path:
+    """A bundle with the fine-tuned intent LLM (int8 + fp16), exported by `export_llm` itself."""
+    from export.llm.pipeline import export_llm
+    from runtime.bundle import BundleError, verify
+
+    target = CACHE / f"llm-bundle-{_llm_hash()}"
+    if target.exists():
+        try:
+            verify(target)
+            return target
+        except BundleError:
+            shutil.rmtree(target)
+    for old in CACHE.glob("llm-bundle-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    CACHE.mkdir(exist_ok=True)
+    export_llm(target, progress=False)
+    return target
+
+
+@pytest.fixture(scope="session")
+def intent_llm(llm_bundle: Path):
+    from runtime.bundle import verify
+    from runtime.intents.llm import load_llm
+
+    return load_llm(verify(llm_bundle, hash_files=False))
+
+
+@pytest.fixture(scope="session")
+def ha_intents():
+    from runtime.intents.templates import load_language_intents
+
+    return load_language_intents()

@@ -134,7 +134,7 @@ def test_manifest_records_graphs_parity_and_versions(asr_bundle: Path) -> None:
     assert set(asr["variants"]) == {"fp32", "int8", "fp16"}
     for name, variant in asr["variants"].items():
         p = variant["parity"]
-        assert p["clips"] >= 8 and p["wer_vs_reference"] <= 0.05, name
+        assert p["clips"] >= 8 and p["wer_vs_reference"] <= p["max_wer_allowed"] <= 0.10, name
         graph = m["graphs"][variant["decoder_file"]]
         assert graph["quant"] == name and graph["opset"] >= 17
         names = [i["name"] for i in graph["inputs"]]

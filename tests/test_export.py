@@ -100,7 +100,7 @@ def test_export_refuses_a_variant_beyond_the_threshold(hf_folder: Path, tmp_path
         text=True,
     )
     assert run.returncode == 1
-    assert "refusing ASR variants that disagree with PyTorch" in run.stderr
+    assert "refusing ASR variants that disagree with PyTorch (int8: WER" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (out / "manifest.json").exists()
 

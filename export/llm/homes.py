@@ -1,0 +1,198 @@
+"""Random homes for training data: the model must learn to pick names from the home it is given,
+not to memorize one home, so areas, floors and devices are drawn from wide pools every time."""
+
+from __future__ import annotations
+
+import random
+
+from runtime.home import Home, home_from_dict
+
+AREAS = [
+    "Kitchen",
+    "Living Room",
+    "Bedroom",
+    "Master Bedroom",
+    "Guest Room",
+    "Office",
+    "Study",
+    "Garage",
+    "Basement",
+    "Attic",
+    "Hallway",
+    "Dining Room",
+    "Bathroom",
+    "Laundry Room",
+    "Nursery",
+    "Den",
+    "Patio",
+    "Porch",
+    "Garden",
+    "Backyard",
+    "Front Yard",
+    "Kids Room",
+    "Playroom",
+    "Library",
+    "Gym",
+    "Workshop",
+    "Pantry",
+    "Sunroom",
+    "Lounge",
+    "Entrance",
+    "Utility Room",
+    "Cellar",
+    "Balcony",
+    "Emma's Room",
+    "Noah's Room",
+    "Kaylee's Room",
+    "Loft",
+    "Media Room",
+    "Shed",
+    "Conservatory",
+]
+FLOORS = [
+    "Upstairs",
+    "Downstairs",
+    "Ground Floor",
+    "First Floor",
+    "Second Floor",
+    "Basement Level",
+    "Attic Floor",
+]
+PEOPLE = ["Emma", "Noah", "Kaylee", "Liam", "Olivia", "Mia", "Lucas", "Zoe", "Aiden", "Grandma"]
+
+# (domain, device_class or None, name patterns; "{a}" is the area, "{p}" a person)
+DEVICES: list[tuple[str, str | None, list[str]]] = [
+    (
+        "light",
+        None,
+        [
+            "{a} Lamp",
+            "{a} Light",
+            "{a} Lights",
+            "Ceiling Light",
+            "Desk Lamp",
+            "Floor Lamp",
+            "Reading Lamp",
+            "Bedside Lamp",
+            "Strip Lights",
+            "Pendant Light",
+            "{a} Ceiling",
+            "Porch Light",
+            "Night Light",
+            "{p}'s Lamp",
+            "Chandelier",
+            "Spotlights",
+            "Accent Light",
+        ],
+    ),
+    (
+        "switch",
+        None,
+        [
+            "Coffee Maker",
+            "{a} Switch",
+            "Christmas Tree",
+            "Kettle",
+            "Heater",
+            "Dishwasher",
+            "Smart Plug",
+            "Fountain",
+            "Espresso Machine",
+            "Space Heater",
+            "{p}'s Plug",
+        ],
+    ),
+    ("fan", None, ["Ceiling Fan", "{a} Fan", "Desk Fan", "Tower Fan", "Exhaust Fan", "Attic Fan"]),
+    ("cover", "blind", ["{a} Blinds", "Window Blinds", "Roller Blind"]),
+    ("cover", "curtain", ["{a} Curtains", "Curtains", "Drapes"]),
+    ("cover", "shade", ["{a} Shades", "Sun Shade"]),
+    ("cover", "shutter", ["Shutters", "{a} Shutters"]),
+    ("cover", "garage", ["Garage Door", "Left Garage Door", "Right Garage Door"]),
+    ("cover", "door", ["Patio Door", "Sliding Door"]),
+    ("cover", "gate", ["Driveway Gate", "Garden Gate"]),
+    ("cover", "awning", ["Awning", "Patio Awning"]),
+    ("lock", None, ["Front Door", "Back Door", "Side Door", "Garage Lock", "Patio Lock", "Gate Lock"]),
+    ("climate", None, ["Thermostat", "{a} Thermostat", "Heat Pump", "Air Conditioner", "{a} AC"]),
+    (
+        "media_player",
+        None,
+        ["TV", "{a} TV", "{a} Speaker", "Soundbar", "Stereo", "{p}'s Speaker", "Kitchen Radio"],
+    ),
+    ("vacuum", None, ["Robot Vacuum", "Roomba", "Vacuum", "Mop Robot"]),
+    ("sensor", "temperature", ["{a} Temperature", "Outdoor Temperature", "{a} Thermometer"]),
+    ("sensor", "humidity", ["{a} Humidity", "Bathroom Humidity"]),
+    ("sensor", "battery", ["{p}'s Phone Battery", "Doorbell Battery"]),
+    ("binary_sensor", "window", ["{a} Window", "Skylight"]),
+    ("binary_sensor", "door", ["{a} Door Sensor", "Front Door Sensor"]),
+    ("binary_sensor", "motion", ["{a} Motion", "Hallway Motion"]),
+    ("binary_sensor", "smoke", ["Smoke Detector", "{a} Smoke Alarm"]),
+    ("binary_sensor", "moisture", ["Leak Sensor", "{a} Water Leak"]),
+    ("scene", None, ["Movie Time", "Party Mode", "Good Night", "Romantic", "Reading Mode", "Dinner Time"]),
+    ("script", None, ["Morning Routine", "Leaving Home", "Bedtime", "Wake Up"]),
+    ("valve", None, ["Water Main", "Garden Valve", "Sprinkler Valve"]),
+    ("todo", None, ["Shopping List", "Chores", "Groceries", "To Do"]),
+    ("person", None, ["{p}"]),
+    ("weather", None, ["Home Weather", "Forecast"]),
+]
+UNITS = {"temperature": "°C", "humidity": "%", "battery": "%"}
+WEIGHTS = {
+    "light": 6,
+    "switch": 3,
+    "fan": 2,
+    "cover": 1,
+    "lock": 2,
+    "climate": 1,
+    "media_player": 2,
+    "vacuum": 1,
+    "sensor": 1,
+    "binary_sensor": 1,
+    "scene": 1,
+    "script": 1,
+    "valve": 1,
+    "todo": 1,
+    "person": 1,
+    "weather": 1,
+}
+
+
+def random_home(
+    rng: random.Random, n_areas: tuple[int, int] = (3, 8), n_entities: tuple[int, int] = (8, 30)
+) -> Home:
+    floors = rng.sample(FLOORS, rng.randint(0, 3))
+    areas = rng.sample(AREAS, rng.randint(*n_areas))
+    area_items = [
+        {"name": a, "id": f"area_{i}", **({"floor": f"floor_{rng.randrange(len(floors))}"} if floors else {})}
+        for i, a in enumerate(areas)
+    ]
+    entities, names = [], set()
+    weights = [WEIGHTS[d[0]] for d in DEVICES]
+    for _ in range(rng.randint(*n_entities) * 3):
+        if len(entities) >= n_entities[1]:
+            break
+        domain, device_class, patterns = rng.choices(DEVICES, weights)[0]
+        area_i = rng.randrange(len(areas))
+        name = rng.choice(patterns).format(a=areas[area_i], p=rng.choice(PEOPLE))
+        if name.casefold() in names:
+            continue
+        names.add(name.casefold())
+        attributes: dict = {}
+        if device_class:
+            attributes["device_class"] = device_class
+        if device_class in UNITS:
+            attributes["unit_of_measurement"] = UNITS[device_class]
+        item = {"name": name, "id": f"{domain}.e{len(entities)}", "state": rng.choice(["on", "off"])}
+        if domain not in ("person", "todo", "weather", "scene", "script"):
+            item["area"] = f"area_{area_i}"
+        if attributes:
+            item["attributes"] = attributes
+        entities.append(item)
+        if len(entities) >= rng.randint(*n_entities):
+            break
+    return home_from_dict(
+        {
+            "floors": [{"name": f, "id": f"floor_{i}"} for i, f in enumerate(floors)],
+            "areas": area_items,
+            "entities": entities,
+        },
+        source="<random>",
+    )

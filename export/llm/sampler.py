@@ -1,0 +1,162 @@
+"""Random sentences from Home Assistant's templates, labelled by Home Assistant's own matcher.
+
+hassil can only enumerate a template's sentences exhaustively (millions for some intents); we need a
+few thousand random ones spread over all intents and homes, so this walks the template expression
+tree choosing one branch at a time (a ~30-line walker; hassil offers no random sampler). Every
+sentence is then labelled by hassil's ``recognize`` against the same home, so a label is exactly
+what Home Assistant would answer, never a guess of ours.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from hassil import Intents, recognize
+from hassil.expression import Alternative, ListReference, Permutation, RuleReference, Sequence, TextChunk
+from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
+from hassil.util import normalize_whitespace
+
+from runtime.home import Home
+from runtime.intents.templates import slot_lists
+
+WILDCARDS = {
+    "search_query": [
+        "Bohemian Rhapsody",
+        "the Beatles",
+        "jazz for cooking",
+        "Taylor Swift",
+        "my workout playlist",
+        "Serial",
+        "The Office",
+        "lo-fi beats",
+        "Abbey Road",
+        "Inception",
+        "the news",
+    ],
+    "shopping_list_item": [
+        "milk",
+        "eggs",
+        "apples",
+        "bread",
+        "dish soap",
+        "coffee beans",
+        "paper towels",
+        "cheese",
+    ],
+    "todo_list_item": ["take out the trash", "call mom", "water the plants", "pay rent", "clean the garage"],
+    "timer_name": ["pizza", "pasta", "laundry", "tea", "nap", "cookies"],
+    "timer_command": ["turn off the kitchen lights", "lock the front door"],
+    "message": ["dinner is ready", "time to go", "the movie is starting", "come downstairs"],
+    "zone": ["home", "work", "school"],
+}
+INTENT_WEIGHTS = {
+    "HassTurnOn": 8,
+    "HassTurnOff": 8,
+    "HassLightSet": 6,
+    "HassGetState": 5,
+    "HassClimateSetTemperature": 2,
+    "HassClimateGetTemperature": 1,
+    "HassSetPosition": 2,
+    "HassMediaSearchAndPlay": 2,
+    "HassStartTimer": 2,
+    "HassSetVolume": 1,
+    "HassVacuumStart": 1,
+    "HassListAddItem": 1,
+    "HassShoppingListAddItem": 1,
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str
+    intent: str
+    slots: dict[str, Any]
+    area: str | None  # context area given to the matcher
+
+
+def walk(expr, rng: random.Random, lists: dict[str, SlotList], rules: dict) -> str:
+    if isinstance(expr, TextChunk):
+        return expr.original_text
+    if isinstance(expr, Alternative):
+        if expr.is_optional and rng.random() < 0.5:
+            return ""
+        return walk(rng.choice(expr.items), rng, lists, rules)
+    if isinstance(expr, Permutation):
+        items = list(expr.items)
+        rng.shuffle(items)
+        return " ".join(walk(i, rng, lists, rules) for i in items)
+    if isinstance(expr, Sequence):
+        return "".join(walk(i, rng, lists, rules) for i in expr.items)
+    if isinstance(expr, RuleReference):
+        return walk(rules[expr.rule_name].expression, rng, lists, rules)
+    if isinstance(expr, ListReference):
+        values = lists.get(expr.list_name)
+        if isinstance(values, TextSlotList):
+            if not values.values:
+                raise LookupError(expr.list_name)
+            return walk(rng.choice(values.values).text_in, rng, lists, rules)
+        if isinstance(values, RangeSlotList):
+            step = values.step or 1
+            n = rng.randrange(values.start, values.stop + 1, step)
+            if rng.random() < 0.7 and n > 10:
+                n = round(n / 5) * 5  # people say round numbers
+            return str(max(values.start, min(values.stop, n)))
+        if isinstance(values, WildcardSlotList) or values is None:
+            return rng.choice(WILDCARDS.get(expr.list_name, ["something"]))
+    raise TypeError(f"unexpected template node {expr!r}")
+
+
+def _context_ok(entity, requires: dict) -> bool:
+    for key, want in requires.items():
+        if key == "area" or isinstance(want, dict):
+            continue
+        have = entity.domain if key == "domain" else entity.attributes.get(key)
+        if isinstance(want, list) and have not in want:
+            return False
+        if not isinstance(want, list) and have != want:
+            return False
+    return True
+
+
+def sample_command(rng: random.Random, intents: Intents, home: Home, area: str | None) -> Sample | None:
+    """One random templated sentence for ``home`` with its Home Assistant label (None if unusable)."""
+    names = sorted(intents.intents)
+    intent = intents.intents[rng.choices(names, [INTENT_WEIGHTS.get(n, 0.7) for n in names])[0]]
+    data = rng.choice(intent.data)
+    if not data.sentences:
+        return None
+    lists = {**intents.slot_lists, **slot_lists(home), **(data.slot_lists or {})}
+    matching = [e for e in home.exposed if _context_ok(e, data.requires_context or {})]
+    if data.requires_context and "domain" in data.requires_context:
+        if not matching:
+            return None
+        lists["name"] = TextSlotList.from_tuples(
+            [(n, n, {"domain": e.domain, **e.attributes}) for e in matching for n in e.names],
+            allow_template=False,
+        )
+    rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
+    sentences = data.sentences
+    if rng.random() < 0.6:
+        # Naming a device is what people do most; templates over-represent "all the X" forms.
+        named = [s for s in sentences if "name" in s.list_names(rules)]
+        sentences = named or sentences
+    try:
+        text = normalize_whitespace(walk(rng.choice(sentences).expression, rng, lists, rules)).strip()
+    except LookupError:
+        return None
+    if not text:
+        return None
+    context = {"area": area} if area else None
+    result = recognize(text, intents, slot_lists=slot_lists(home), intent_context=context)
+    if result is None:
+        return None
+    slots = {e.name: _plain(e.value) for e in result.entities.values()}
+    return Sample(text, result.intent.name, slots, area)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

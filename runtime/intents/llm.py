@@ -1,0 +1,205 @@
+"""The fallback: the fine-tuned LLM decoding a grammar-constrained intent list, on plain onnxruntime.
+
+The graph is onnxruntime-genai's (fused GroupQueryAttention, int8 MatMulNBits), run here with our own
+short loop so that we control the three things that make it fast on a CPU:
+
+- the fixed instruction is prefilled once at load; every command starts from a copy of its KV cache;
+- llguidance (a Rust JSON-schema/grammar engine) masks the logits at every step, and the tokens the
+  grammar forces (``{"name":"``, ``","slots":{``, the rest of a unique name...) are fed to the model
+  in one batch instead of one decoding step each (fast-forward);
+- the answer is compact JSON with fixed key order, so only real choices cost a model step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from runtime.bundle import Bundle, BundleError
+from runtime.providers import open_session, resolve_device
+
+
+@dataclass
+class LlmAnswer:
+    intents: list[dict[str, Any]]
+    text: str
+    confidence: float  # lowest probability of a freely chosen token (under the grammar mask)
+    prompt_tokens: int
+    generated_tokens: int
+    model_steps: int
+    forced_tokens: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+class IntentLLM:
+    """A loaded LLM variant with its cached instruction prefix."""
+
+    def __init__(
+        self, bundle: Bundle, variant: str = "int8", device: str = "cpu", threads: int | None = None
+    ):
+        import llguidance
+
+        comp = bundle.component("llm")
+        if variant not in comp["variants"]:
+            have = ", ".join(sorted(comp["variants"]))
+            raise BundleError(f"{bundle.root}: no LLM variant '{variant}' (have: {have})")
+        self.variant = variant
+        self.device = resolve_device(device)
+        self.config = comp
+        self.session = open_session(bundle.path(comp["variants"][variant]["file"]), self.device, threads)
+        # The external-data file must be present and verified too.
+        for extra in comp["variants"][variant].get("data_files", []):
+            bundle.path(extra)
+        tok_path = bundle.path(comp["tokenizer_file"])
+        self.tokenizer = Tokenizer.from_file(str(tok_path))
+        self.eos = int(comp["eos_token_id"])
+        self.ll_tokenizer = llguidance.LLTokenizer(str(tok_path), eos_token=self.eos)
+        self.spec = json.loads(bundle.path(comp["intent_spec_file"]).read_text())
+        self.layers = int(comp["num_layers"])
+        self.kv_heads = int(comp["num_kv_heads"])
+        self.head_dim = int(comp["head_dim"])
+        self.max_new_tokens = int(comp.get("max_new_tokens", 96))
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self.prefix_text = comp["prompt"]["prefix"]
+        self.suffix_text = comp["prompt"]["suffix"]
+        t0 = time.perf_counter()
+        self.prefix_ids = self.encode(self.prefix_text)
+        _, self.prefix_cache = self._forward(self.prefix_ids, self._empty_cache())
+        self.prefill_prefix_ms = (time.perf_counter() - t0) * 1e3
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def _empty_cache(self) -> list[np.ndarray]:
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
+        return [empty] * (2 * self.layers)
+
+    def _forward(self, ids: list[int], cache: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Feed ``ids`` after ``cache``; returns the last position's logits and the grown cache."""
+        past = cache[0].shape[2]
+        feeds: dict[str, np.ndarray] = {
+            "input_ids": np.asarray([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, past + len(ids)), dtype=np.int64),
+        }
+        for i in range(self.layers):
+            feeds[f"past_key_values.{i}.key"] = cache[2 * i]
+            feeds[f"past_key_values.{i}.value"] = cache[2 * i + 1]
+        out = dict(zip(self._outputs, self.session.run(self._outputs, feeds), strict=True))
+        grown = []
+        for i in range(self.layers):
+            grown += [out[f"present.{i}.key"], out[f"present.{i}.value"]]
+        return out["logits"][0, -1], grown
+
+    def decode_rate(self, steps: int = 32) -> float:
+        """Raw model decoding speed (tokens/s): one token per step on top of the cached prefix."""
+        logits, cache = self._forward(self.encode("hello"), self.prefix_cache)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            logits, cache = self._forward([int(np.argmax(logits))], cache)
+        return steps / (time.perf_counter() - t0)
+
+    def grammar(self, schema: dict[str, Any]) -> str:
+        import llguidance
+
+        return llguidance.LLMatcher.grammar_from_json_schema(
+            schema, defaults={"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+        )
+
+    def generate(self, user_message: str, grammar: str, reuse_prefix: bool = True) -> LlmAnswer:
+        """Decode the answer to one command under ``grammar`` (from :meth:`grammar`).
+
+        ``reuse_prefix=False`` prefills the instruction again (for measuring what the cache saves)."""
+        import llguidance
+        import llguidance.numpy as llnp
+
+        t0 = time.perf_counter()
+        ids = self.encode(user_message + self.suffix_text)
+        matcher = llguidance.LLMatcher(self.ll_tokenizer, grammar, log_level=0)
+        if reuse_prefix:
+            logits, cache = self._forward(ids, self.prefix_cache)
+        else:
+            logits, cache = self._forward(self.prefix_ids + ids, self._empty_cache())
+        t1 = time.perf_counter()
+        mask = llnp.allocate_token_bitmask(1, self.ll_tokenizer.vocab_size)
+        out: list[int] = []
+        steps, forced, confidence, error = 1, 0, 1.0, ""
+        while len(out) < self.max_new_tokens:
+            llnp.fill_next_token_bitmask(matcher, mask)
+            row = logits[None, : self.ll_tokenizer.vocab_size].astype(np.float32, copy=True)
+            llnp.apply_token_bitmask_inplace(row, mask)
+            allowed = int(np.isfinite(row[0]).sum())
+            token = int(np.argmax(row[0]))
+            if allowed > 1:
+                confidence = min(confidence, float(np.exp(_log_softmax(row[0])[token])))
+            if not matcher.consume_token(token):
+                error = matcher.get_error() or "grammar rejected a token"
+                break
+            if token == self.eos:
+                break
+            out.append(token)
+            if matcher.is_stopped():
+                break
+            ff = matcher.compute_ff_tokens()
+            if ff:
+                if not matcher.consume_tokens(ff):
+                    error = matcher.get_error() or "grammar rejected forced tokens"
+                    break
+                forced += len(ff)
+                out.extend(t for t in ff if t != self.eos)
+                if self.eos in ff or matcher.is_stopped():
+                    break
+            if matcher.is_accepting() and self._only_eos(matcher, mask):
+                break
+            logits, cache = self._forward([token, *ff], cache)
+            steps += 1
+        text = self.tokenizer.decode(out)
+        t2 = time.perf_counter()
+        intents: list[dict[str, Any]] = []
+        if not error:
+            try:
+                parsed = json.loads(text)
+                intents = parsed if isinstance(parsed, list) else []
+            except json.JSONDecodeError as exc:
+                error = f"incomplete answer ({exc.msg})"
+        return LlmAnswer(
+            intents=intents if not error else [],
+            text=text,
+            confidence=confidence,
+            prompt_tokens=len(self.prefix_ids) + len(ids),
+            generated_tokens=len(out),
+            model_steps=steps,
+            forced_tokens=forced,
+            timings_ms={"llm_prefill_ms": (t1 - t0) * 1e3, "llm_decode_ms": (t2 - t1) * 1e3},
+            error=error,
+        )
+
+    def _only_eos(self, matcher, mask: np.ndarray) -> bool:
+        """True when the grammar is complete and allows nothing but end-of-answer."""
+        import llguidance.numpy as llnp
+
+        llnp.fill_next_token_bitmask(matcher, mask)
+        bits = np.unpackbits(mask.view(np.uint8), bitorder="little")[: self.ll_tokenizer.vocab_size]
+        return int(bits.sum()) == 1 and bool(bits[self.eos])
+
+
+def load_llm(
+    bundle: Bundle, variant: str | None = None, device: str = "cpu", threads: int | None = None
+) -> IntentLLM:
+    comp = bundle.component("llm")
+    variant = variant or comp.get("default_variant", "int8")
+    return IntentLLM(bundle, variant, device, threads)
+
+
+def llm_available(bundle: Bundle) -> bool:
+    return "llm" in bundle.manifest.get("components", {})
