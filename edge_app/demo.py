@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     bias = PhraseBias.build(names, transcriber.tokenizer.encode)
     speaker = PiperSpeaker()
     for sentence, area in DEMO_COMMANDS:
-        speech = speaker.say(sentence)
+        speech = speaker.say(sentence, deterministic=True)  # the same run every time
         audio = to_mono_16k(speech.audio, speech.sample_rate)
         heard = transcriber.transcribe(audio, bias=bias.bonus)
         result = engine.parse(heard.text, area)

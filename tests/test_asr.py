@@ -53,7 +53,7 @@ def test_speech_set_is_big_enough(clips) -> None:
 def test_int8_word_error_rate(int8_texts, clips) -> None:
     piper = [(c.expected, t) for c, t in zip(clips, int8_texts, strict=True) if c.voice == "piper"]
     espeak = [(c.expected, t) for c, t in zip(clips, int8_texts, strict=True) if c.voice == "espeak"]
-    # Measured 4.6% (piper) and 16.2% (espeak, a robotic formant voice Whisper tiny finds hard).
+    # Measured 3.5% (piper) and 16.2% (espeak, a robotic formant voice Whisper tiny finds hard).
     assert word_error_rate(*zip(*piper, strict=True)) <= 0.08
     assert word_error_rate(*zip(*espeak, strict=True)) <= 0.22
 

@@ -15,17 +15,37 @@ from runtime.home import Home
 from runtime.intents.prompt import slot_rank
 
 MAX_INTENTS = 3  # "turn off the kitchen lights and lock the front door": at most three per sentence
+# Intents that only make sense for some domains (Home Assistant's intent handlers filter the same
+# way): the grammar offers them only those entities, so a misheard "walk the front door" cannot
+# become "start vacuuming the front door lock".
+INTENT_DOMAINS = {
+    "HassLightSet": {"light"},
+    "HassVacuumStart": {"vacuum"},
+    "HassVacuumReturnToBase": {"vacuum"},
+    "HassClimateSetTemperature": {"climate"},
+    "HassClimateGetTemperature": {"climate", "sensor"},
+    "HassSetPosition": {"cover", "valve"},
+    "HassMediaPause": {"media_player"},
+    "HassMediaUnpause": {"media_player"},
+    "HassMediaNext": {"media_player"},
+    "HassMediaPrevious": {"media_player"},
+    "HassSetVolume": {"media_player"},
+    "HassMediaSearchAndPlay": {"media_player"},
+    "HassListAddItem": {"todo"},
+    "HassListCompleteItem": {"todo"},
+}
 
 
-def _names(home: Home) -> list[str]:
-    names = {n for e in home.exposed for n in e.names}
+def _names(home: Home, intent: str | None = None) -> list[str]:
+    domains = INTENT_DOMAINS.get(intent or "")
+    names = {n for e in home.exposed if domains is None or e.domain in domains for n in e.names}
     return sorted(names | {"all"})
 
 
-def slot_schema(kind: dict[str, Any], home: Home) -> dict[str, Any] | None:
+def slot_schema(kind: dict[str, Any], home: Home, intent: str | None = None) -> dict[str, Any] | None:
     k = kind["kind"]
     if k == "entity":
-        return {"enum": _names(home)}
+        return {"enum": _names(home, intent)}
     if k == "area":
         values = sorted({n for a in home.areas for n in (a.name, *a.aliases)})
         return {"enum": values} if values else None
@@ -49,7 +69,7 @@ def answer_schema(spec: dict[str, Any], home: Home) -> dict[str, Any]:
     for intent, slots in sorted(spec["intents"].items()):
         properties = {}
         for slot in sorted(slots, key=slot_rank):
-            schema = slot_schema(slots[slot], home)
+            schema = slot_schema(slots[slot], home, intent)
             if schema is not None:
                 properties[slot] = schema
         options.append(
