@@ -70,3 +70,12 @@ def save_bundle(target: Path, manifest: dict, work: Path, component: str, work_m
     # Parity figures were added after hashing; components carry them, files are unchanged.
     fmt.write_manifest(target, manifest)
     fmt.verify(target)
+
+
+def publish_component(out: Path, name: str, source_key: str, work: Path, work_manifest: dict) -> None:
+    """Merge the component ``name`` exported under ``work`` into the bundle at ``out``."""
+    target, manifest = open_bundle(out)
+    manifest["components"][name] = work_manifest["components"][name]
+    manifest["sources"][source_key] = work_manifest["sources"][source_key]
+    manifest["versions"].update(library_versions())
+    save_bundle(target, manifest, work, name, work_manifest)

@@ -75,22 +75,10 @@ class Home:
         return tuple(e for e in self.entities if e.exposed)
 
     def area(self, name_or_id: str | None) -> Area | None:
-        if not name_or_id:
-            return None
-        key = name_or_id.strip().casefold()
-        for area in self.areas:
-            if key == area.id.casefold() or key in (n.casefold() for n in (area.name, *area.aliases)):
-                return area
-        return None
+        return _lookup(self.areas, name_or_id)
 
     def floor(self, name_or_id: str | None) -> Floor | None:
-        if not name_or_id:
-            return None
-        key = name_or_id.strip().casefold()
-        for floor in self.floors:
-            if key == floor.id.casefold() or key in (n.casefold() for n in (floor.name, *floor.aliases)):
-                return floor
-        return None
+        return _lookup(self.floors, name_or_id)
 
     def entity(self, entity_id: str) -> Entity | None:
         return next((e for e in self.entities if e.id == entity_id), None)
@@ -99,6 +87,17 @@ class Home:
         """Exposed entities whose name or alias is ``name`` (case-insensitive)."""
         key = name.strip().casefold()
         return [e for e in self.exposed if key in (n.casefold() for n in e.names)]
+
+
+def _lookup(items, name_or_id: str | None):
+    """The area/floor whose id, name or alias is ``name_or_id`` (case-insensitive)."""
+    if not name_or_id:
+        return None
+    key = name_or_id.strip().casefold()
+    for item in items:
+        if key == item.id.casefold() or key in (n.casefold() for n in (item.name, *item.aliases)):
+            return item
+    return None
 
 
 class _LineLoader(yaml.SafeLoader):

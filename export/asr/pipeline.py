@@ -20,7 +20,7 @@ from tqdm import tqdm
 from export.asr.graphs import WhisperDecoderGraph, WhisperEncoderGraph
 from export.asr.reference import torch_greedy
 from export.asr.source import WhisperSource, load_whisper_source
-from export.bundle_writer import library_versions, open_bundle, save_bundle
+from export.bundle_writer import publish_component
 from export.onnx_tools import convert_fp16, describe_graph, export_module, quantize_int8
 from export.speech_set import CALIBRATION, normalize, speech_set, word_error_rate
 from runtime import bundle as fmt
@@ -242,11 +242,7 @@ def export_asr(
             raise ParityError(f"refusing ASR variants that disagree with PyTorch ({detail})")
 
         stage("write bundle")
-        target, manifest_out = open_bundle(out)
-        manifest_out["components"]["asr"] = component
-        manifest_out["sources"]["whisper"] = manifest["sources"]["whisper"]
-        manifest_out["versions"].update(library_versions())
-        save_bundle(target, manifest_out, work, "asr", manifest)
+        publish_component(out, "asr", "whisper", work, manifest)
         bar.update()
     finally:
         bar.close()

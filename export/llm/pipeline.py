@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from export.bundle_writer import library_versions, open_bundle, save_bundle
+from export.bundle_writer import publish_component
 from export.llm.dataset import Example, build_examples
 from export.llm.finetune import ADAPTER_DIR
 from export.llm.source import load_llm_source
@@ -328,11 +328,7 @@ def export_llm(
         bar.update()
         if failures and enforce:
             raise LlmParityError("refusing LLM variants: " + "; ".join(failures))
-        target, manifest_out = open_bundle(out)
-        manifest_out["components"]["llm"] = component
-        manifest_out["sources"]["llm"] = manifest["sources"]["llm"]
-        manifest_out["versions"].update(library_versions())
-        save_bundle(target, manifest_out, work, "llm", manifest)
+        publish_component(out, "llm", "llm", work, manifest)
         bar.update()
     finally:
         bar.close()
