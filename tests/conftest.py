@@ -16,13 +16,30 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 
 
-def _code_hash() -> str:
+def _hash(files: list[Path]) -> str:
     h = hashlib.sha256()
-    files = sorted((ROOT / "export").rglob("*.py")) + sorted((ROOT / "runtime").rglob("*.py"))
     for path in files:
         h.update(path.relative_to(ROOT).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
+
+
+def _cached_bundle(prefix: str, code_hash: str, build) -> Path:
+    """`.cache/<prefix>-<hash>`, built by ``build(target)`` unless a valid one is already there."""
+    from runtime.bundle import BundleError, verify
+
+    target = CACHE / f"{prefix}-{code_hash}"
+    if target.exists():
+        try:
+            verify(target)
+            return target
+        except BundleError:
+            shutil.rmtree(target)
+    for old in CACHE.glob(f"{prefix}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    CACHE.mkdir(exist_ok=True)
+    build(target)
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -34,20 +51,9 @@ def speech_cache() -> Path:
 def asr_bundle(speech_cache: Path) -> Path:
     """A bundle with fp32, int8 and fp16 ASR variants, exported by `export_asr` itself."""
     from export.asr.pipeline import export_asr
-    from runtime.bundle import BundleError, verify
 
-    target = CACHE / f"bundle-{_code_hash()}"
-    if target.exists():
-        try:
-            verify(target)
-            return target
-        except BundleError:
-            shutil.rmtree(target)
-    for old in CACHE.glob("bundle-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    CACHE.mkdir(exist_ok=True)
-    export_asr(target, cache_dir=speech_cache, progress=False)
-    return target
+    code = _hash(sorted((ROOT / "export").rglob("*.py")) + sorted((ROOT / "runtime").rglob("*.py")))
+    return _cached_bundle("bundle", code, lambda t: export_asr(t, cache_dir=speech_cache, progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -64,34 +70,14 @@ def transcriber_int8(asr_bundle: Path):
     return load_transcriber(asr_bundle, "int8")
 
 
-def _llm_hash() -> str:
-    h = hashlib.sha256()
-    files = sorted((ROOT / "export").rglob("*.py")) + sorted((ROOT / "export" / "llm" / "adapter").glob("*"))
-    files += sorted((ROOT / "runtime" / "intents").rglob("*.py")) + [ROOT / "runtime" / "bundle.py"]
-    for path in files:
-        h.update(path.relative_to(ROOT).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]
-
-
 @pytest.fixture(scope="session")
 def llm_bundle() -> Path:
     """A bundle with the fine-tuned intent LLM (int8 + fp16), exported by `export_llm` itself."""
     from export.llm.pipeline import export_llm
-    from runtime.bundle import BundleError, verify
 
-    target = CACHE / f"llm-bundle-{_llm_hash()}"
-    if target.exists():
-        try:
-            verify(target)
-            return target
-        except BundleError:
-            shutil.rmtree(target)
-    for old in CACHE.glob("llm-bundle-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    CACHE.mkdir(exist_ok=True)
-    export_llm(target, progress=False)
-    return target
+    files = sorted((ROOT / "export").rglob("*.py")) + sorted((ROOT / "export" / "llm" / "adapter").glob("*"))
+    files += sorted((ROOT / "runtime" / "intents").rglob("*.py")) + [ROOT / "runtime" / "bundle.py"]
+    return _cached_bundle("llm-bundle", _hash(files), lambda t: export_llm(t, progress=False))
 
 
 @pytest.fixture(scope="session")
