@@ -359,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-hash", action="store_true", help="skip sha256 checks at load (sizes still checked)")
     p.add_argument("--full-window", action="store_true", help="run the encoder on Whisper's full 30-s window")
     p.set_defaults(func=cmd_transcribe)
+
+    from edge_app.daemon_cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

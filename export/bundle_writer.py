@@ -79,3 +79,29 @@ def publish_component(out: Path, name: str, source_key: str, work: Path, work_ma
     manifest["sources"][source_key] = work_manifest["sources"][source_key]
     manifest["versions"].update(library_versions())
     save_bundle(target, manifest, work, name, work_manifest)
+
+
+def combine(out: Path, bundles: list[Path]) -> Path:
+    """One bundle holding the components of several (e.g. an ASR export and an LLM export).
+
+    Files are hard-linked where the filesystem allows (no extra disk), copied otherwise; every
+    source is verified first and the result is verified after.
+    """
+    import os
+    import tempfile
+
+    out = Path(out)
+    for source in bundles:
+        manifest = fmt.verify(source).manifest
+        with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+            work = Path(tmp)
+            for name in manifest["components"]:
+                try:
+                    shutil.copytree(Path(source) / name, work / name, copy_function=os.link)
+                except OSError:
+                    shutil.rmtree(work / name, ignore_errors=True)
+                    shutil.copytree(Path(source) / name, work / name)
+                key = next(iter(manifest["sources"]))  # every export records one source
+                publish_component(out, name, key, work, manifest)
+    fmt.verify(out)
+    return out

@@ -93,3 +93,31 @@ def ha_intents():
     from runtime.intents.templates import load_language_intents
 
     return load_language_intents()
+
+
+@pytest.fixture(scope="session")
+def full_bundle(asr_bundle: Path, llm_bundle: Path) -> Path:
+    """ASR + LLM in one bundle, as the daemon loads it (hard links to the two cached exports)."""
+    from export.bundle_writer import combine
+
+    return _cached_bundle(
+        "full-bundle", f"{asr_bundle.name}-{llm_bundle.name}", lambda t: combine(t, [asr_bundle, llm_bundle])
+    )
+
+
+@pytest.fixture(scope="session")
+def say():
+    """text -> 16 kHz mono float32 speech from the Piper voice (deterministic)."""
+    from runtime.audio.io import to_mono_16k
+    from runtime.tts import PiperSpeaker
+
+    speaker = PiperSpeaker()
+    cache: dict[str, object] = {}
+
+    def _say(text: str):
+        if text not in cache:
+            speech = speaker.say(text, deterministic=True)
+            cache[text] = to_mono_16k(speech.audio, speech.sample_rate)
+        return cache[text]
+
+    return _say

@@ -1,0 +1,99 @@
+"""Assemble the daemon from a :class:`Config`: home, state file, backend, models, VAD, logs, metrics.
+
+Every failure a user can fix (missing bundle, bad home file, unreachable state directory, missing
+token, unknown input device) surfaces here, at start, as a one-line error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from edge_app.backends import Backend
+from edge_app.config import Config
+from edge_app.state_store import StateStore
+from edge_app.timers import Timers
+from runtime.home import Home, load_home
+
+
+def open_backend(config: Config, home: Home, store: StateStore) -> Backend:
+    if config.backend == "mqtt":
+        from edge_app.backends.mqtt import MqttBackend
+
+        return MqttBackend(home, config.mqtt)
+    if config.backend == "hass":
+        from edge_app.backends.hass import HassBackend
+
+        return HassBackend(config.hass)
+    from edge_app.backends.sim import SimBackend
+
+    return SimBackend.open(home, store)
+
+
+def open_log(config: Config) -> TextIO | None:
+    if not config.log.json:
+        return None
+    if config.log.json == "-":
+        return sys.stdout
+    path = Path(config.log.json).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", buffering=1)
+
+
+def frames_for(config: Config):
+    """The configured audio source as an iterator of 512-sample frames."""
+    from edge_app.sources import MicSource, PcmSource, WavSource
+
+    src = config.input
+    if src.source == "wav":
+        return WavSource([Path(p) for p in src.files], realtime=src.realtime)
+    if src.source == "stdin":
+        return PcmSource(sys.stdin.buffer, src.stdin_rate, src.stdin_channels)
+    return MicSource(src.device or None)
+
+
+def build_daemon(config: Config, keep_records: bool = False):
+    from edge_app.daemon import Daemon
+    from edge_app.pipeline import SpeechPipeline
+    from runtime.audio.vad import SileroVad
+
+    home = load_home(config.home)
+    if config.area and home.area(config.area) is None:
+        from runtime.home import HomeError
+
+        raise HomeError(f"area '{config.area}' is not in {config.home}")
+    store = StateStore.open(config.state_path, config.state_lock_timeout_s)
+    backend = open_backend(config, home, store)
+    pipeline = SpeechPipeline.load(
+        config.bundle,
+        home,
+        device=config.device,
+        threads=config.threads or None,
+        asr_variant=config.asr_variant,
+        llm_variant=config.llm_variant or None,
+        use_llm=config.llm,
+    )
+    metrics = None
+    if config.log.metrics_port:
+        from edge_app.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.serve(config.log.metrics_port)
+    speaker = None
+    if config.reply.say_to or config.reply.speak:
+        from runtime.tts import PiperSpeaker
+
+        speaker = PiperSpeaker()
+    return Daemon(
+        config=config,
+        home=home,
+        pipeline=pipeline,
+        backend=backend,
+        timers=Timers(store),
+        vad=SileroVad.load(),
+        log=open_log(config),
+        metrics=metrics,
+        speaker=speaker,
+        keep_records=keep_records,
+    ), store

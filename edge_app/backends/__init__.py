@@ -1,0 +1,34 @@
+"""Where actions go: the simulated home (``sim``), an MQTT broker (``mqtt``), Home Assistant (``hass``).
+
+Every backend takes :class:`edge_app.actions.ServiceCall` objects and answers state queries;
+the daemon never knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edge_app.actions import ServiceCall
+
+
+class DeliveryError(RuntimeError):
+    """A command that did not reach the device; reported to the user, never retried later."""
+
+
+@dataclass(frozen=True)
+class EntityState:
+    state: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+
+    def call(self, call: ServiceCall) -> None:
+        """Deliver one service call or raise :class:`DeliveryError`."""
+
+    def state(self, entity_id: str) -> EntityState | None:
+        """Last known state of an entity (None = unknown)."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,83 @@
+"""Home Assistant's REST API: ``POST /api/services/<domain>/<service>``, ``GET /api/states/<id>``.
+
+The long-lived access token comes from an environment variable or a file (never the config, never
+a log line: errors show the URL and status only). urllib from the standard library is enough for
+two endpoints and keeps the device free of an HTTP client dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_app.actions import ServiceCall
+from edge_app.backends import DeliveryError, EntityState
+
+
+@dataclass(frozen=True)
+class HassSettings:
+    url: str = "http://homeassistant.local:8123"
+    token_env: str = "CASAVOX_HASS_TOKEN"
+    token_file: str | None = None
+    timeout_s: float = 3.0
+
+    def token(self) -> str:
+        if self.token_file:
+            path = Path(self.token_file)
+            if not path.is_file():
+                raise DeliveryError(f"Home Assistant token file {path} not found")
+            token = path.read_text().strip()
+        else:
+            token = os.environ.get(self.token_env, "").strip()
+        if not token:
+            raise DeliveryError(f"no Home Assistant token: set {self.token_env} or hass.token_file")
+        return token
+
+
+@dataclass
+class HassBackend:
+    settings: HassSettings = field(default_factory=HassSettings)
+    name: str = "hass"
+
+    def __post_init__(self) -> None:
+        self._token = self.settings.token()  # read once; fail at start, not at the first command
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> object:
+        url = self.settings.url.rstrip("/") + path
+        request = urllib.request.Request(
+            url,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:
+                data = response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404 and method == "GET":
+                return None
+            why = "token rejected" if exc.code == 401 else f"HTTP {exc.code}"
+            raise DeliveryError(f"Home Assistant {method} {path}: {why}; command not delivered") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryError(f"Home Assistant at {self.settings.url} unreachable ({reason})") from None
+        return json.loads(data) if data else None
+
+    def call(self, call: ServiceCall) -> None:
+        body = dict(call.data)
+        if call.entity_ids:
+            body["entity_id"] = list(call.entity_ids)
+        self._request("POST", f"/api/services/{call.domain}/{call.service}", body)
+
+    def state(self, entity_id: str) -> EntityState | None:
+        data = self._request("GET", f"/api/states/{entity_id}")
+        if not isinstance(data, dict):
+            return None
+        return EntityState(str(data.get("state", "")), dict(data.get("attributes") or {}))
+
+    def close(self) -> None:
+        pass

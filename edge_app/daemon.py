@@ -1,0 +1,268 @@
+"""`casavox run`: audio frames in, actions and replies out, for as long as the box is on.
+
+One loop over 32-ms frames: silero VAD -> endpointer. At a short pause the utterance so far is
+handed to a worker thread (speculation); at the confirmed endpoint its result is used if no speech
+came in between, otherwise the final audio is processed. Then: confirmation rules, plan, backend,
+reply, one JSON log line. Nothing here raises out of the loop for a bad utterance: the error is
+the reply and the log line, and the next utterance is served.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import numpy as np
+
+from edge_app.actions import Action, plan
+from edge_app.backends import Backend
+from edge_app.config import Config
+from edge_app.endpointing import Endpointer, Event
+from edge_app.execute import Outcome, execute
+from edge_app.pipeline import SpeechPipeline, Understanding, normalize
+from edge_app.timers import Timers
+from runtime.audio.io import SAMPLE_RATE
+from runtime.audio.vad import FRAME, SileroVad
+from runtime.home import Home
+
+YES = {"yes", "yeah", "yep", "sure", "confirm", "confirmed", "do it", "go ahead", "ok", "okay", "yes please"}
+NO = {"no", "nope", "cancel", "stop", "don't", "do not", "never mind", "no thanks"}
+
+
+class Shutdown(BaseException):
+    """Raised by the signal handler while the loop waits for audio."""
+
+
+def confirmation(text: str) -> str | None:
+    """'yes' / 'no' when the utterance is an answer to "are you sure?", else None."""
+    words = normalize(text)
+    if words in YES or any(words.startswith(y + " ") for y in ("yes", "yeah", "yep", "sure")):
+        return "yes"
+    if words in NO or words.startswith("no "):
+        return "no"
+    return None
+
+
+@dataclass
+class Pending:
+    actions: list[Action]
+    expires: float
+
+
+@dataclass
+class Daemon:
+    config: Config
+    home: Home
+    pipeline: SpeechPipeline
+    backend: Backend
+    timers: Timers
+    vad: SileroVad
+    log: TextIO | None = None
+    metrics: object | None = None
+    speaker: object | None = None  # runtime.tts.PiperSpeaker for spoken replies
+    pending: Pending | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    armed_until: float = 0.0
+    records: list[dict] = field(default_factory=list)
+    keep_records: bool = False
+    _busy: bool = False
+
+    # ---- the conversation -------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        if not text:
+            return
+        if not self.config.log.quiet:
+            print(f"casavox: {text}", file=sys.stderr, flush=True)
+        if self.speaker is not None and (self.config.reply.say_to or self.config.reply.speak):
+            from edge_app.reply_audio import speak
+
+            speak(self.speaker, text, self.config.reply.say_to or None, self.config.reply.speak)
+
+    def _run_actions(self, actions: list[Action]) -> list[Outcome]:
+        return [execute(a, self.backend, self.timers) for a in actions]
+
+    def respond(self, heard: Understanding) -> tuple[str, list[Outcome], str]:
+        """(reply, outcomes, outcome label) for one understood utterance."""
+        now = time.monotonic()
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            if now <= pending.expires:
+                answer = confirmation(heard.text)
+                if answer == "yes":
+                    outcomes = self._run_actions(pending.actions)
+                    return "; ".join(o.reply for o in outcomes if o.reply), outcomes, "confirmed"
+                if answer == "no":
+                    return "Okay, I won't", [], "cancelled"
+            # anything else (or too late): the question lapses and this is a new command
+        result = heard.result
+        if result is None or not result.understood:
+            return ("Sorry, I didn't understand that" if result is not None else ""), [], (
+                "not_understood" if result is not None else heard.skipped.replace(" ", "_")
+            )
+        actions = [plan(i, self.home, self.config.area or None) for i in result.intents]
+        now_actions = [a for a in actions if not a.sensitive]
+        held = [a for a in actions if a.sensitive]
+        outcomes = self._run_actions(now_actions)
+        replies = [o.reply for o in outcomes if o.reply]
+        label = "acted" if all(o.delivered for o in outcomes) else "failed"
+        if held:
+            names = " and ".join(e.name for a in held for e in a.sensitive)
+            if self.config.safety.confirm == "allow":
+                outcomes += self._run_actions(held)
+                replies += [o.reply for o in outcomes[len(now_actions) :] if o.reply]
+            elif self.config.safety.confirm == "refuse":
+                replies.append(f"For safety, {names} can't be changed by voice")
+                label = "refused"
+            else:
+                self.pending = Pending(held, now + self.config.safety.confirm_timeout_s)
+                verb = held[0].reply.split(" ", 1)[0].lower() if held[0].reply else "change"
+                verb = {"locked": "lock", "unlocked": "unlock", "opened": "open", "closed": "close"}.get(verb, "change")
+                replies.append(f"Are you sure you want to {verb} the {names}?")
+                label = "asked"
+        return "; ".join(replies), outcomes, label
+
+    # ---- one utterance ----------------------------------------------------------------
+    def _accepting_without_wake(self) -> tuple[str, ...]:
+        if self.pending is not None or time.monotonic() < self.armed_until:
+            return ()  # answering a question, or push-to-talk: no wake word needed
+        return self.config.wake.words
+
+    def understand(self, audio: np.ndarray) -> Understanding:
+        return self.pipeline.understand(audio, self.config.area or None, self._accepting_without_wake())
+
+    def finish(self, event: Event, heard: Understanding, speculative: str, timings: dict, t_voiced: float | None) -> dict:
+        self._busy = True
+        try:
+            reply, outcomes, label = self.respond(heard)
+            t_act = time.monotonic()
+            timings["action_ms"] = sum(o.action_ms for o in outcomes)
+            if t_voiced is not None:
+                timings["eos_to_action_ms"] = (t_act - t_voiced) * 1e3
+            record = {
+                "ts": round(time.time(), 3),
+                "audio_s": round(len(event.audio) / SAMPLE_RATE, 2),
+                "end": event.reason,
+                "speculative": speculative,
+                "heard": heard.heard,
+                "text": heard.text,
+                "intent": heard.result.to_json() if heard.result is not None else None,
+                "outcome": label,
+                "reply": reply,
+                "delivered": all(o.delivered for o in outcomes),
+                "errors": [o.error for o in outcomes if o.error],
+                "timings_ms": {k: round(v, 1) for k, v in timings.items()},
+            }
+            self._say(reply)
+            if self.log is not None:
+                self.log.write(json.dumps(record) + "\n")
+                self.log.flush()
+            if self.metrics is not None:
+                self.metrics.observe(record)
+            if self.keep_records:
+                self.records.append(record)
+            return record
+        finally:
+            self._busy = False
+
+    def _safe_early(self, heard: Understanding) -> bool:
+        """Early action only for a complete, confident command that needs no confirmation."""
+        r = heard.result
+        if r is None or not r.understood or self.pending is not None:
+            return False
+        if r.source != "template" and r.confidence < 0.9:
+            return False
+        return not any(plan(i, self.home, self.config.area or None).sensitive for i in r.intents)
+
+    # ---- the loop -----------------------------------------------------------------------
+    def _check_timers(self) -> None:
+        try:
+            for t in self.timers.due():
+                self._say(f"{t.name + ' timer' if t.name else 'Timer'} done")
+        except Exception as exc:  # noqa: BLE001 - a locked state file must not stop listening
+            print(f"casavox: timers unavailable: {exc}", file=sys.stderr)
+
+    def run(self, frames: Iterable[np.ndarray]) -> int:
+        """Serve until the frames end or a stop signal; returns the number of utterances."""
+        endpointer = Endpointer(self.config.vad)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="casavox-speculate")
+        spec: Future | None = None
+        pushed: deque[float] = deque(maxlen=4096)  # wall time each recent frame was pushed
+        served = 0
+        self.vad.reset()
+
+        def wall_of(sample: int) -> float | None:
+            index = sample // FRAME - 1  # frame that contained the sample just before ``sample``
+            back = endpointer.frames_seen - 1 - index
+            return pushed[-1 - back] if 0 <= back < len(pushed) else None
+
+        def handle_end(event: Event) -> None:
+            nonlocal spec, served
+            t_end = time.monotonic()
+            timings = {"vad_tail_ms": (endpointer.frames_seen * FRAME - event.last_voiced) / SAMPLE_RATE * 1e3}
+            if spec is not None:
+                heard, label = spec.result(), "hit"
+                timings["wait_ms"] = (time.monotonic() - t_end) * 1e3
+            else:
+                heard, label = self.understand(event.audio), ("miss" if self.config.vad.speculate_ms else "off")
+            spec = None
+            timings.update(heard.timings_ms)
+            self.finish(event, heard, label, timings, wall_of(event.last_voiced))
+            served += 1
+
+        try:
+            for frame in frames:
+                pushed.append(time.monotonic())
+                for event in endpointer.push(frame, self.vad(frame)):
+                    if event.kind == "speculate":
+                        spec = executor.submit(self.understand, event.audio)
+                    elif event.kind == "resume":
+                        spec = None  # the words go on: whatever it computes is void
+                    elif event.kind == "end":
+                        handle_end(event)
+                if self.config.safety.act_early and spec is not None and spec.done() and endpointer.in_speech:
+                    heard = spec.result()
+                    if self._safe_early(heard):
+                        # acting ends the utterance: whatever is said next is a new one
+                        event = endpointer.cut("early")
+                        timings = {"vad_tail_ms": (endpointer.frames_seen * FRAME - event.last_voiced) / SAMPLE_RATE * 1e3}
+                        self.finish(event, heard, "early", {**timings, **heard.timings_ms}, wall_of(event.last_voiced))
+                        spec, served = None, served + 1
+                if endpointer.frames_seen % 31 == 0:
+                    self._check_timers()
+                if self.stopping.is_set():
+                    break
+            else:
+                event = endpointer.flush()
+                if event is not None and not self.stopping.is_set():
+                    handle_end(event)
+        except Shutdown:
+            pass
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        return served
+
+    # ---- signals ------------------------------------------------------------------------
+    def install_signals(self) -> None:
+        """SIGTERM/SIGINT: finish the utterance being acted on, drop one still being spoken, exit.
+        SIGUSR1: push-to-talk (accept commands without the wake word for a while)."""
+
+        def stop(_signum, _frame) -> None:
+            self.stopping.set()
+            if not self._busy:
+                raise Shutdown()
+
+        def push_to_talk(_signum, _frame) -> None:
+            self.armed_until = time.monotonic() + self.config.wake.push_to_talk_s
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, push_to_talk)

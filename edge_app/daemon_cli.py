@@ -1,0 +1,207 @@
+"""`casavox run`, `casavox devices`, `casavox state`, `casavox serve-wyoming`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """Command-line flags as a partial config (only the ones given)."""
+    o: dict = {}
+    for key in ("bundle", "home", "state", "area", "backend", "device", "asr_variant"):
+        value = getattr(args, key, None)
+        if value is not None:
+            o[key] = value
+    if getattr(args, "threads", None):
+        o["threads"] = args.threads
+    if getattr(args, "no_llm", False):
+        o["llm"] = False
+    src: dict = {}
+    if getattr(args, "mic", None) is not None:
+        src.update(source="mic", device=args.mic)
+    if getattr(args, "audio", None):
+        src.update(source="wav", files=args.audio)
+    if getattr(args, "stdin", False):
+        src["source"] = "stdin"
+    if getattr(args, "stdin_rate", None):
+        src["stdin_rate"] = args.stdin_rate
+    if getattr(args, "realtime", False):
+        src["realtime"] = True
+    if src:
+        o["input"] = src
+    if getattr(args, "no_speculation", False):
+        o["vad"] = {"speculate_ms": 0.0}
+    if getattr(args, "wake", None):
+        o["wake"] = {"words": args.wake}
+    if getattr(args, "confirm", None):
+        o.setdefault("safety", {})["confirm"] = args.confirm
+    if getattr(args, "act_early", False):
+        o.setdefault("safety", {})["act_early"] = True
+    if getattr(args, "say_to", None):
+        o["reply"] = {"say_to": args.say_to}
+    log: dict = {}
+    if getattr(args, "log", None) is not None:
+        log["json"] = args.log
+    if getattr(args, "metrics", None):
+        log["metrics_port"] = args.metrics
+    if getattr(args, "quiet", False):
+        log["quiet"] = True
+    if log:
+        o["log"] = log
+    for section in ("mqtt", "hass"):
+        for item in getattr(args, section, None) or []:
+            key, _, value = item.partition("=")
+            o.setdefault(section, {})[key] = int(value) if value.isdigit() else value
+    return o
+
+
+def _errors():
+    from edge_app.backends import DeliveryError
+    from edge_app.config import ConfigError
+    from edge_app.sources import SourceError
+    from edge_app.state_store import StateError
+    from runtime.audio.io import AudioError
+    from runtime.audio.vad import VadError
+    from runtime.bundle import BundleError
+    from runtime.home import HomeError
+    from runtime.providers import DeviceError
+
+    return (ConfigError, HomeError, BundleError, DeviceError, StateError, DeliveryError, SourceError, AudioError, VadError)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_app.app import build_daemon, frames_for
+    from edge_app.config import load_config
+
+    try:
+        config = load_config(args.config, _overrides(args))
+        daemon, store = build_daemon(config)
+    except _errors() as exc:
+        print(f"casavox: error: {exc}", file=sys.stderr)
+        return 1
+    daemon.install_signals()
+    if not config.log.quiet:
+        where = f" in the {config.area}" if config.area else ""
+        print(f"casavox: listening ({config.input.source}){where}, backend {config.backend}", file=sys.stderr)
+    try:
+        served = daemon.run(frames_for(config))
+    except _errors() as exc:
+        print(f"casavox: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        daemon.backend.close()
+        store.close()
+    if not config.log.quiet:
+        print(f"casavox: stopped after {served} utterance(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_devices(_args: argparse.Namespace) -> int:
+    from edge_app.sources import SourceError, list_devices
+
+    try:
+        devices = list_devices()
+    except SourceError as exc:
+        print(f"casavox: error: {exc}", file=sys.stderr)
+        return 1
+    if not devices:
+        print("no audio input devices")
+    for d in devices:
+        print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['rate']} Hz)")
+    return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from edge_app.config import ConfigError, load_config
+    from edge_app.state_store import StateError, StateStore
+
+    try:
+        config = load_config(args.config, _overrides(args))
+        if not config.state_path.exists():
+            print(f"casavox: error: {config.state_path}: no state yet (run the daemon first)", file=sys.stderr)
+            return 1
+        store = StateStore.open(config.state_path, read_only=True)
+        entities = store.entities()
+        lists = {r[0]: store.items(r[0]) for r in store.read("SELECT DISTINCT list FROM list_items")}
+    except (ConfigError, StateError) as exc:
+        print(f"casavox: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        out = {
+            "entities": {k: {"state": s, "attributes": a} for k, (s, a) in entities.items()},
+            "lists": {k: [{"item": i, "complete": c} for i, c in v] for k, v in lists.items()},
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    for entity_id, (state, attrs) in entities.items():
+        extra = ", ".join(f"{k}={v}" for k, v in attrs.items() if k not in ("friendly_name", "device_class"))
+        print(f"{entity_id:36s} {state:10s} {extra}")
+    for name, items in lists.items():
+        print(f"{name}: " + ", ".join(f"{'[x]' if c else '[ ]'} {i}" for i, c in items))
+    return 0
+
+
+def cmd_serve_wyoming(args: argparse.Namespace) -> int:
+    from edge_app.config import load_config
+    from edge_app.wyoming_server import serve
+
+    try:
+        config = load_config(args.config, _overrides(args))
+        return serve(config, args.uri)
+    except _errors() as exc:
+        print(f"casavox: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="casavox.toml (every setting; flags override it)")
+    p.add_argument("--home", help="home YAML (Home Assistant test-fixture format)")
+    p.add_argument("--state", help="SQLite state file of the simulated home (and timers, lists)")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", nargs="?", help="bundle folder (default from the config: bundles/default)")
+    _common(p)
+    p.add_argument("--area", help="the area the box stands in")
+    p.add_argument("--backend", choices=["sim", "mqtt", "hass"])
+    p.add_argument("--device", help="cpu, cuda, tensorrt or auto")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--asr-variant", help="fp32, int8 or fp16")
+    p.add_argument("--no-llm", action="store_true", help="templates only")
+    p.add_argument("--mqtt", action="append", metavar="KEY=VALUE", help="MQTT setting, e.g. host=10.0.0.2")
+    p.add_argument("--hass", action="append", metavar="KEY=VALUE", help="Home Assistant setting, e.g. url=...")
+    p.add_argument("--confirm", choices=["ask", "refuse", "allow"], help="policy for locks/doors")
+    p.add_argument("--quiet", action="store_true")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("run", help="the daemon: listen, act, answer")
+    _model_args(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--mic", nargs="?", const="", help="microphone (optionally by index or name)")
+    src.add_argument("--audio", nargs="+", metavar="FILE", help="audio files, one after the other")
+    src.add_argument("--stdin", action="store_true", help="raw 16-bit little-endian PCM on stdin")
+    p.add_argument("--stdin-rate", type=int, help="sample rate of --stdin PCM (default 16000)")
+    p.add_argument("--realtime", action="store_true", help="play --audio files at real-time speed")
+    p.add_argument("--no-speculation", action="store_true", help="process only after the endpoint")
+    p.add_argument("--act-early", action="store_true", help="act on a confident result before the endpoint")
+    p.add_argument("--wake", action="append", metavar="PHRASE", help='spoken prefix, e.g. "hey casa"')
+    p.add_argument("--say-to", metavar="FILE.wav", help="write spoken replies (Piper) to this file")
+    p.add_argument("--log", metavar="FILE", help='JSON lines per utterance ("-" stdout, "" off)')
+    p.add_argument("--metrics", type=int, metavar="PORT", help="Prometheus endpoint on 127.0.0.1:PORT")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("devices", help="list audio input devices")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("state", help="print the simulated home's state")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_state)
+
+    p = sub.add_parser("serve-wyoming", help="serve speech-to-text and intents to Home Assistant (Wyoming)")
+    _model_args(p)
+    p.add_argument("--uri", default="tcp://127.0.0.1:10300", help="listen address (default localhost only)")
+    p.set_defaults(func=cmd_serve_wyoming)

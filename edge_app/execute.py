@@ -1,0 +1,138 @@
+"""Carry out planned actions on a backend and say what happened, Home Assistant style.
+
+State changes go to the backend; questions are answered from the backend's state; timers, the
+time and the date are answered by the box. Every outcome says whether it was delivered, so an
+undeliverable command is reported now and never retried later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from edge_app.actions import Action, ServiceCall
+from edge_app.backends import Backend, DeliveryError
+from edge_app.timers import Timers, duration, spoken
+
+
+@dataclass
+class Outcome:
+    reply: str
+    delivered: bool = True
+    calls: list[ServiceCall] = field(default_factory=list)
+    error: str = ""
+    action_ms: float = 0.0
+
+
+def _describe(state: str, attrs: dict, domain: str) -> str:
+    if domain == "sensor" or domain == "climate" and "current_temperature" in attrs:
+        unit = attrs.get("unit_of_measurement", "")
+        value = attrs.get("current_temperature", state)
+        return f"{value} {unit}".strip() if unit else str(value)
+    return state.replace("_", " ")
+
+
+def answer(action: Action, backend: Backend) -> str:
+    """The reply to a state question (HassGetState, temperatures, weather)."""
+    slots = action.intent.slots
+    states = [(e, backend.state(e.id)) for e in action.targets]
+    known = [(e, s) for e, s in states if s is not None]
+    if not known:
+        return "I don't know the state of " + ", ".join(e.name for e, _ in states)
+    if action.intent.name == "HassClimateGetTemperature":
+        e, s = known[0]
+        value = s.attributes.get("current_temperature", s.state)
+        return f"It is {value} degrees in the {e.name}" if value not in (None, "") else f"I don't know the temperature of {e.name}"
+    if action.intent.name == "HassGetWeather":
+        e, s = known[0]
+        temp = s.attributes.get("temperature")
+        return f"{s.state.replace('_', ' ').capitalize()}" + (f", {temp} degrees" if temp is not None else "")
+    wanted = slots.get("state")
+    if wanted is None:
+        if len(known) == 1:
+            e, s = known[0]
+            return f"{e.name} is {_describe(s.state, s.attributes, e.domain)}"
+        return "; ".join(f"{e.name} is {_describe(s.state, s.attributes, e.domain)}" for e, s in known)
+    matching = [e for e, s in known if s.state == str(wanted)]
+    if len(known) == 1:
+        e, s = known[0]
+        return "Yes" if matching else f"No, {e.name} is {_describe(s.state, s.attributes, e.domain)}"
+    if matching:
+        return "Yes, " + ", ".join(e.name for e in matching)
+    return "No"
+
+
+def local(action: Action, timers: Timers, now: dt.datetime | None = None) -> str:
+    """Intents the box answers itself: timers, time, date, nevermind, canned responses."""
+    n, slots = action.intent.name, action.intent.slots
+    now = now or dt.datetime.now()
+    if n == "HassGetCurrentTime":
+        return now.strftime("It is %-I:%M %p")
+    if n == "HassGetCurrentDate":
+        return now.strftime("Today is %A, %B %-d")
+    if n == "HassNevermind":
+        return ""
+    if n == "HassRespond":
+        return str(slots.get("response", ""))
+    if n == "HassBroadcast":
+        return f"Broadcasting: {slots.get('message', '')}"
+    if n == "HassStartTimer":
+        seconds = duration(slots)
+        if seconds <= 0:
+            return "How long should the timer be?"
+        timers.start(seconds, slots.get("name"), slots.get("conversation_command"))
+        return f"Timer set for {spoken(seconds)}"
+    if n == "HassCancelAllTimers":
+        found = timers.all()
+        timers.cancel(found)
+        return f"Cancelled {len(found)} timer{'s' if len(found) != 1 else ''}" if found else "No timers are running"
+    found = timers.find(slots)
+    if not found:
+        return "No timer is running" if not slots.get("name") else f"There is no {slots['name']} timer"
+    if n == "HassCancelTimer":
+        timers.cancel(found)
+        return "Timer cancelled"
+    if n in ("HassPauseTimer", "HassUnpauseTimer"):
+        timers.pause(found, n == "HassPauseTimer")
+        return "Timer paused" if n == "HassPauseTimer" else "Timer resumed"
+    if n in ("HassIncreaseTimer", "HassDecreaseTimer"):
+        delta = duration(slots) * (1 if n == "HassIncreaseTimer" else -1)
+        timers.adjust(found, delta)
+        return f"Timer {'increased' if delta > 0 else 'decreased'} by {spoken(abs(delta))}"
+    if n == "HassTimerStatus":
+        return "; ".join(
+            f"{(t.name + ' timer') if t.name else 'Timer'}: {spoken(t.remaining)} left{' (paused)' if t.paused else ''}"
+            for t in found
+        )
+    return f"I can't do {n} yet"
+
+
+def execute(action: Action, backend: Backend, timers: Timers) -> Outcome:
+    """Do one planned action now; failures are reported in the outcome, not raised."""
+    t0 = time.perf_counter()
+
+    def done(outcome: Outcome) -> Outcome:
+        outcome.action_ms = (time.perf_counter() - t0) * 1e3
+        return outcome
+
+    if action.error:
+        return done(Outcome(action.error[0].upper() + action.error[1:], delivered=False, error=action.error))
+    sent: list[ServiceCall] = []
+    try:
+        if action.kind == "local":
+            from edge_app.state_store import StateError
+
+            try:
+                return done(Outcome(local(action, timers)))
+            except StateError as exc:
+                return done(Outcome(f"Sorry, {exc}", delivered=False, error=str(exc)))
+        if action.kind == "query":
+            return done(Outcome(answer(action, backend)))
+        for call in action.calls:
+            backend.call(call)
+            sent.append(call)
+    except DeliveryError as exc:
+        partly = f" (done before the failure: {len(sent)} of {len(action.calls)})" if action.kind == "control" and sent else ""
+        return done(Outcome(f"Sorry, that did not work: {exc}{partly}", delivered=False, calls=sent, error=str(exc)))
+    return done(Outcome(action.reply, calls=sent))

@@ -1,0 +1,104 @@
+"""Speech -> text -> intent for one utterance: the loaded models and nothing else.
+
+Kept apart from the daemon so the daemon, the Wyoming server and the benchmarks share one way of
+turning audio into an intent (ASR biased towards the home's names, wake word, intent engine).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runtime.intents.result import IntentResult
+
+WORD = re.compile(r"[^\w' ]+")
+
+
+@dataclass
+class Understanding:
+    text: str  # what was heard (wake word removed)
+    heard: str  # the raw transcript
+    result: IntentResult | None  # None: nothing to parse (silence, no wake word)
+    skipped: str = ""  # why there is no result
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def normalize(text: str) -> str:
+    return " ".join(WORD.sub(" ", text.casefold()).split())
+
+
+def strip_wake(text: str, words: tuple[str, ...]) -> str | None:
+    """The command after a spoken wake phrase ("hey casa, lights off" -> "lights off"), else None."""
+    spoken = normalize(text)
+    for wake in words:
+        wake = normalize(wake)
+        if spoken == wake or spoken.startswith(wake + " "):
+            # cut the same number of words from the original text, keeping its casing/punctuation
+            n = len(wake.split())
+            rest = text.split()[n:]
+            return " ".join(rest).lstrip(",.!? ") if rest else ""
+    return None
+
+
+@dataclass
+class SpeechPipeline:
+    transcriber: object  # runtime.asr.transcriber.Transcriber
+    engine: object  # runtime.intents.engine.IntentEngine
+    bias: object | None = None  # runtime.asr.bias.PhraseBias
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(
+        cls,
+        bundle_dir: str,
+        home,
+        device: str = "cpu",
+        threads: int | None = None,
+        asr_variant: str = "int8",
+        llm_variant: str | None = None,
+        use_llm: bool = True,
+    ) -> SpeechPipeline:
+        from runtime.asr.bias import PhraseBias
+        from runtime.asr.transcriber import Transcriber
+        from runtime.bundle import verify
+        from runtime.intents.engine import IntentEngine
+        from runtime.intents.llm import llm_available, load_llm
+
+        bundle = verify(bundle_dir)
+        transcriber = Transcriber(bundle, asr_variant, device, threads)
+        llm = load_llm(bundle, llm_variant, device, threads) if use_llm and llm_available(bundle) else None
+        engine = IntentEngine.build(home, llm)
+        names = [n for e in home.exposed for n in e.names] + [a.name for a in home.areas]
+        bias = PhraseBias.build(names, transcriber.tokenizer.encode) if names else None
+        return cls(transcriber, engine, bias)
+
+    def transcribe(self, audio: np.ndarray):
+        with self.lock:
+            return self.transcriber.transcribe(audio, bias=self.bias.bonus if self.bias else None)
+
+    def parse(self, text: str, area: str | None = None) -> IntentResult:
+        with self.lock:
+            return self.engine.parse(text, area or None)
+
+    def understand(self, audio: np.ndarray, area: str | None = None, wake: tuple[str, ...] = ()) -> Understanding:
+        """ASR, then the wake-word check, then the intent engine."""
+        t0 = time.perf_counter()
+        heard = self.transcribe(audio)
+        asr_ms = (time.perf_counter() - t0) * 1e3
+        timings = {"asr_ms": asr_ms, **{f"asr_{k}": v for k, v in heard.timings_ms.items() if k != "total_ms"}}
+        if not heard.text.strip():
+            return Understanding("", "", None, heard.skipped or "no speech", timings)
+        text = heard.text.strip()
+        if wake:
+            command = strip_wake(text, wake)
+            if command is None:
+                return Understanding(text, heard.text, None, "no wake word", timings)
+            text = command
+        t1 = time.perf_counter()
+        result = self.parse(text, area)
+        timings["intent_ms"] = (time.perf_counter() - t1) * 1e3
+        return Understanding(text, heard.text, result, "", timings)

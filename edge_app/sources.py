@@ -1,0 +1,203 @@
+"""Audio in: microphone (pyaudio), WAV files, raw 16-bit PCM on stdin -> 16 kHz mono float32 frames.
+
+Every source yields blocks of exactly one VAD frame (512 samples, 32 ms), so the daemon has one
+loop whatever the input. Bad input never stops the stream: an unreadable file is reported through
+``on_error`` and the next one is played; stdin's odd trailing byte is carried into the next read.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from runtime.audio.io import SAMPLE_RATE, AudioError, load_audio, pcm16_to_float
+from runtime.audio.vad import FRAME
+
+GAP_S = 1.0  # silence played after each file so the endpointer can close its utterance
+
+
+class SourceError(RuntimeError):
+    """An audio source that cannot be opened (no such device, pyaudio missing...)."""
+
+
+def frames_of(audio: np.ndarray) -> Iterator[np.ndarray]:
+    """Split audio into 512-sample frames (the last one zero-padded)."""
+    for start in range(0, len(audio), FRAME):
+        frame = audio[start : start + FRAME]
+        if len(frame) < FRAME:
+            frame = np.pad(frame, (0, FRAME - len(frame)))
+        yield frame.astype(np.float32, copy=False)
+
+
+def paced(frames: Iterable[np.ndarray], realtime: bool) -> Iterator[np.ndarray]:
+    """Yield frames no faster than they would arrive from a microphone (when ``realtime``)."""
+    t0 = time.monotonic()
+    for i, frame in enumerate(frames):
+        if realtime:
+            delay = t0 + i * FRAME / SAMPLE_RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        yield frame
+
+
+@dataclass
+class WavSource:
+    """A list of audio files, played one after the other with a short silence between."""
+
+    paths: list[Path]
+    realtime: bool = False
+    on_error: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
+        for path in self.paths:
+            try:
+                audio = load_audio(path)
+            except AudioError as exc:
+                self.on_error(f"skipping audio file: {exc}")
+                continue
+            yield from frames_of(np.concatenate([audio, gap]))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return paced(self._frames(), self.realtime)
+
+
+@dataclass
+class PcmSource:
+    """Raw little-endian 16-bit PCM from a byte stream (stdin), at any rate, 1 or 2 channels."""
+
+    stream: BinaryIO
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 1
+    block_bytes: int = 4096
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import soxr
+
+        if self.channels not in (1, 2):
+            raise SourceError(f"raw PCM input supports 1 or 2 channels, not {self.channels}")
+        resampler = (
+            soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32")
+            if self.sample_rate != SAMPLE_RATE
+            else None
+        )
+        width = 2 * self.channels
+        carry, pending = b"", np.zeros(0, np.float32)
+        while True:
+            data = self.stream.read(self.block_bytes)
+            last = not data
+            data = carry + (data or b"")
+            usable = len(data) - len(data) % width
+            carry = data[usable:]
+            audio = pcm16_to_float(data[:usable])
+            if self.channels == 2:
+                audio = audio.reshape(-1, 2).mean(axis=1)
+            if resampler is not None:
+                audio = resampler.resample_chunk(audio, last=last)
+            pending = np.concatenate([pending, np.nan_to_num(audio).astype(np.float32)])
+            while len(pending) >= FRAME:
+                yield pending[:FRAME]
+                pending = pending[FRAME:]
+            if last:
+                if len(pending):
+                    yield np.pad(pending, (0, FRAME - len(pending)))
+                return
+
+
+def _pyaudio():
+    try:
+        import pyaudio
+    except ImportError as exc:
+        raise SourceError("microphone input needs pyaudio: pip install 'casavox[audio]'") from exc
+    return pyaudio
+
+
+def list_devices() -> list[dict]:
+    """Input devices PortAudio sees: index, name, channels, default rate."""
+    pyaudio = _pyaudio()
+    pa = pyaudio.PyAudio()
+    try:
+        out = []
+        for i in range(pa.get_device_count()):
+            info = pa.get_device_info_by_index(i)
+            if int(info.get("maxInputChannels", 0)) > 0:
+                out.append(
+                    {
+                        "index": i,
+                        "name": info["name"],
+                        "channels": int(info["maxInputChannels"]),
+                        "rate": int(info["defaultSampleRate"]),
+                    }
+                )
+        return out
+    finally:
+        pa.terminate()
+
+
+def pick_device(devices: list[dict], wanted: str | int | None) -> dict:
+    """A device by index or by (part of its) name; a clear error listing the choices otherwise."""
+    if not devices:
+        raise SourceError("no audio input device found")
+    if wanted is None or wanted == "":
+        return devices[0]
+    for d in devices:
+        if str(d["index"]) == str(wanted):
+            return d
+    matches = [d for d in devices if str(wanted).casefold() in d["name"].casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    names = ", ".join(f"{d['index']}: {d['name']}" for d in devices)
+    problem = "matches several" if matches else "matches none"
+    raise SourceError(f"input device '{wanted}' {problem} of: {names}")
+
+
+@dataclass
+class MicSource:
+    """A microphone through PortAudio; a reader thread keeps up while the pipeline thinks."""
+
+    device: str | int | None = None
+    block_ms: int = 32
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        pyaudio = _pyaudio()
+        device = pick_device(list_devices(), self.device)
+        rate, channels = device["rate"], min(device["channels"], 2)
+        pa = pyaudio.PyAudio()
+        blocks: queue.Queue = queue.Queue(maxsize=1000)
+        stop = threading.Event()
+        stream = pa.open(
+            format=pyaudio.paInt16,
+            channels=channels,
+            rate=rate,
+            input=True,
+            input_device_index=device["index"],
+            frames_per_buffer=int(rate * self.block_ms / 1000),
+        )
+
+        def reader() -> None:
+            while not stop.is_set():
+                blocks.put(stream.read(int(rate * self.block_ms / 1000), exception_on_overflow=False))
+            blocks.put(b"")
+
+        thread = threading.Thread(target=reader, name="casavox-mic", daemon=True)
+        thread.start()
+
+        class _Queue:
+            def read(self, _n: int) -> bytes:
+                return blocks.get()
+
+        try:
+            yield from PcmSource(_Queue(), rate, channels)
+        finally:
+            stop.set()
+            thread.join(timeout=1)
+            stream.close()
+            pa.terminate()

@@ -1,0 +1,188 @@
+"""`casavox serve-wyoming`: casavox as Home Assistant's speech-to-text, intent and handle service.
+
+Home Assistant's Wyoming integration connects, asks ``describe`` and then sends either audio
+(``transcribe`` + ``audio-start/chunk/stop`` -> ``transcript``), text to recognize (``recognize``
+-> ``intent`` / ``not-recognized``), or a transcript to handle (``transcript`` -> ``handled`` /
+``not-handled``: we act on the configured backend and reply). Binds to 127.0.0.1 unless told
+otherwise: the box's models are not a public service. Model calls are serialized by the
+pipeline's lock and run off the event loop, so several clients can be connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
+from wyoming.event import Event
+from wyoming.handle import Handled, NotHandled
+from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, HandleModel, HandleProgram, Info
+from wyoming.info import IntentModel, IntentProgram
+from wyoming.intent import Entity as WyEntity
+from wyoming.intent import Intent as WyIntent
+from wyoming.intent import NotRecognized, Recognize
+from wyoming.server import AsyncEventHandler, AsyncServer
+
+from edge_app.actions import plan
+from edge_app.execute import execute
+from runtime.audio.io import SAMPLE_RATE
+
+MAX_AUDIO_S = 30.0  # a client that never sends audio-stop cannot make us buffer forever
+ATTRIBUTION = Attribution(name="casavox", url="https://github.com/casavox/casavox")
+
+
+def describe(version: str = "0.1.0") -> Info:
+    languages = ["en"]
+    return Info(
+        asr=[
+            AsrProgram(
+                name="casavox-whisper",
+                attribution=ATTRIBUTION,
+                installed=True,
+                description="Whisper tiny.en on onnxruntime, biased towards the home's names",
+                version=version,
+                models=[
+                    AsrModel("whisper-tiny.en", ATTRIBUTION, True, "Whisper tiny.en (ONNX)", version, languages)
+                ],
+            )
+        ],
+        intent=[
+            IntentProgram(
+                name="casavox-intents",
+                attribution=ATTRIBUTION,
+                installed=True,
+                description="Home Assistant templates, then a fine-tuned LLM constrained to the home",
+                version=version,
+                models=[IntentModel("casavox-intents", ATTRIBUTION, True, None, version, languages)],
+            )
+        ],
+        handle=[
+            HandleProgram(
+                name="casavox-handle",
+                attribution=ATTRIBUTION,
+                installed=True,
+                description="Recognize and act on the configured backend",
+                version=version,
+                models=[HandleModel("casavox-handle", ATTRIBUTION, True, None, version, languages)],
+            )
+        ],
+    )
+
+
+@dataclass
+class Services:
+    """What every connection shares: the models, the home, the backend, the timers."""
+
+    pipeline: object
+    home: object
+    backend: object
+    timers: object
+    area: str | None = None
+
+
+class CasavoxHandler(AsyncEventHandler):
+    def __init__(self, services: Services, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.services = services
+        self.converter = AudioChunkConverter(rate=SAMPLE_RATE, width=2, channels=1)
+        self.audio: list[bytes] = []
+        self.audio_bytes = 0
+        self.area = services.area
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+    async def handle_event(self, event: Event) -> bool:
+        s = self.services
+        if Describe.is_type(event.type):
+            await self.write_event(describe().event())
+            return True
+        if Transcribe.is_type(event.type):
+            context = Transcribe.from_event(event).context or {}
+            self.area = context.get("area") or s.area
+            return True
+        if AudioStart.is_type(event.type):
+            self.audio, self.audio_bytes = [], 0
+            return True
+        if AudioChunk.is_type(event.type):
+            chunk = self.converter.convert(AudioChunk.from_event(event))
+            if self.audio_bytes < MAX_AUDIO_S * SAMPLE_RATE * 2:
+                self.audio.append(chunk.audio)
+                self.audio_bytes += len(chunk.audio)
+            return True
+        if AudioStop.is_type(event.type):
+            pcm = b"".join(self.audio)
+            self.audio, self.audio_bytes = [], 0
+            text = ""
+            if len(pcm) >= 2:
+                samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], "<i2").astype(np.float32) / 32768.0
+                text = (await self._run(s.pipeline.transcribe, samples)).text.strip()
+            await self.write_event(Transcript(text=text).event())
+            return True
+        if Recognize.is_type(event.type):
+            recognize = Recognize.from_event(event)
+            area = (recognize.context or {}).get("area") or self.area
+            result = await self._run(s.pipeline.parse, recognize.text, area)
+            if not result.understood:
+                await self.write_event(NotRecognized(text=result.reason or "not understood").event())
+                return True
+            intent = result.intents[0]  # Wyoming's intent event carries one intent
+            entities = [WyEntity(name=k, value=v) for k, v in intent.slots.items()]
+            await self.write_event(WyIntent(name=intent.name, entities=entities, text=recognize.text).event())
+            return True
+        if Transcript.is_type(event.type):  # handle: understand and act
+            transcript = Transcript.from_event(event)
+            area = (transcript.context or {}).get("area") or self.area
+            reply, ok = await self._run(self._handle, transcript.text, area)
+            await self.write_event((Handled(text=reply) if ok else NotHandled(text=reply)).event())
+            return True
+        return True
+
+    def _handle(self, text: str, area: str | None) -> tuple[str, bool]:
+        s = self.services
+        result = s.pipeline.parse(text, area)
+        if not result.understood:
+            return "Sorry, I didn't understand that", False
+        outcomes = []
+        for intent in result.intents:
+            action = plan(intent, s.home, area)
+            if action.sensitive:
+                # no spoken back-and-forth over this protocol: Home Assistant confirms on its side
+                return f"For safety, {', '.join(e.name for e in action.sensitive)} can't be changed this way", False
+            outcomes.append(execute(action, s.backend, s.timers))
+        return "; ".join(o.reply for o in outcomes if o.reply), all(o.delivered for o in outcomes)
+
+
+async def run_server(services: Services, uri: str) -> None:
+    await AsyncServer.from_uri(uri).run(partial(CasavoxHandler, services))
+
+
+def serve(config, uri: str) -> int:
+    """Load everything once and serve until interrupted."""
+    from edge_app.app import open_backend
+    from edge_app.pipeline import SpeechPipeline
+    from edge_app.state_store import StateStore
+    from edge_app.timers import Timers
+    from runtime.home import load_home
+
+    home = load_home(config.home)
+    store = StateStore.open(config.state_path, config.state_lock_timeout_s)
+    backend = open_backend(config, home, store)
+    pipeline = SpeechPipeline.load(
+        config.bundle, home, config.device, config.threads or None, config.asr_variant,
+        config.llm_variant or None, config.llm,
+    )  # fmt: skip
+    services = Services(pipeline, home, backend, Timers(store), config.area or None)
+    print(f"casavox: Wyoming server on {uri} ({time.strftime('%H:%M:%S')})", flush=True)
+    try:
+        asyncio.run(run_server(services, uri))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        backend.close()
+        store.close()
+    return 0
