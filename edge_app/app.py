@@ -53,7 +53,8 @@ def frames_for(config: Config):
     return MicSource(src.device or None)
 
 
-def build_daemon(config: Config, keep_records: bool = False):
+def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
+    """(daemon, state store); ``pipeline`` reuses already loaded models (tests, benchmarks)."""
     from edge_app.daemon import Daemon
     from edge_app.pipeline import SpeechPipeline
     from runtime.audio.vad import SileroVad
@@ -65,7 +66,7 @@ def build_daemon(config: Config, keep_records: bool = False):
         raise HomeError(f"area '{config.area}' is not in {config.home}")
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
-    pipeline = SpeechPipeline.load(
+    pipeline = pipeline or SpeechPipeline.load(
         config.bundle,
         home,
         device=config.device,

@@ -31,14 +31,21 @@ def normalize(text: str) -> str:
     return " ".join(WORD.sub(" ", text.casefold()).split())
 
 
+WAKE_SIMILARITY = 70  # rapidfuzz ratio; Whisper spells an invented word freely ("Hey Kasa", "Hay casa")
+
+
 def strip_wake(text: str, words: tuple[str, ...]) -> str | None:
-    """The command after a spoken wake phrase ("hey casa, lights off" -> "lights off"), else None."""
-    spoken = normalize(text)
+    """The command after a spoken wake phrase ("hey casa, lights off" -> "lights off"), else None.
+
+    The phrase is compared with the transcript's first words by edit-distance similarity, since
+    the wake word is usually a made-up name that ASR has no fixed spelling for."""
+    from rapidfuzz import fuzz
+
+    spoken = normalize(text).split()
     for wake in words:
-        wake = normalize(wake)
-        if spoken == wake or spoken.startswith(wake + " "):
+        n = len(normalize(wake).split())
+        if n and len(spoken) >= n and fuzz.ratio(" ".join(spoken[:n]), normalize(wake)) >= WAKE_SIMILARITY:
             # cut the same number of words from the original text, keeping its casing/punctuation
-            n = len(wake.split())
             rest = text.split()[n:]
             return " ".join(rest).lstrip(",.!? ") if rest else ""
     return None

@@ -1,0 +1,273 @@
+"""The daemon end to end: synthesized speech in, real models, real SQLite / broker, replies out."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_app.app import build_daemon
+from edge_app.config import load_config
+from edge_app.sources import WavSource, frames_of
+from runtime.audio.io import SAMPLE_RATE
+
+ROOT = Path(__file__).resolve().parents[1]
+HOME = ROOT / "examples" / "home.yaml"
+
+
+@pytest.fixture(scope="module")
+def pipeline(full_bundle):
+    from edge_app.pipeline import SpeechPipeline
+    from runtime.home import load_home
+
+    return SpeechPipeline.load(str(full_bundle), load_home(HOME))
+
+
+@pytest.fixture()
+def make(tmp_path, pipeline, full_bundle):
+    made = []
+
+    def _make(**overrides):
+        base = {
+            "bundle": str(full_bundle),
+            "home": str(HOME),
+            "state": str(tmp_path / "home.sqlite"),
+            "log": {"json": "", "quiet": True},
+        }
+        from edge_app.config import merge
+
+        config = load_config(None, merge(base, overrides))
+        daemon, store = build_daemon(config, keep_records=True, pipeline=pipeline)
+        made.append((daemon, store))
+        return daemon, store
+
+    yield _make
+    for daemon, store in made:
+        daemon.backend.close()
+        store.close()
+
+
+def noise(seconds: float, level: float = 0.003, seed: int = 0) -> np.ndarray:
+    """Background hiss: low-level noise the VAD must ignore and ASR must tolerate."""
+    return (np.random.default_rng(seed).standard_normal(int(seconds * SAMPLE_RATE)) * level).astype(np.float32)
+
+
+def stream(say, *parts, level: float = 0.003) -> np.ndarray:
+    """Sentences (str) and pauses (seconds), with noise mixed under everything."""
+    audio = np.concatenate([say(p) if isinstance(p, str) else np.zeros(int(p * SAMPLE_RATE), np.float32) for p in parts])
+    return audio + noise(len(audio) / SAMPLE_RATE, level)
+
+
+def states(store) -> dict[str, str]:
+    return {k: v[0] for k, v in store.entities().items()}
+
+
+def test_commands_with_pauses_and_noise_change_the_simulated_home(make, say) -> None:
+    daemon, store = make()
+    before = states(store)
+    audio = stream(
+        say, 0.6, "Turn off the lights in the kitchen.", 1.0, "Set the bedroom lamp brightness to 50%.", 1.2,
+        "It's way too dark in the office.", 0.8, "Close the living room blinds.", 1.0,
+    )  # fmt: skip
+    assert daemon.run(frames_of(audio)) == 4
+    after = states(store)
+    assert before["light.kitchen_ceiling"] == "on" and after["light.kitchen_ceiling"] == "off"
+    assert after["light.kitchen_counter"] == "off"
+    assert store.entity("light.bedroom_lamp") == ("on", {"brightness": 128})
+    assert after["light.desk_lamp"] == "on" and after["light.office_ceiling"] == "on"  # the LLM path
+    assert after["cover.living_room_blinds"] == "closed"
+    changed = {k for k in after if after[k] != before[k]}
+    assert changed == {
+        "light.kitchen_ceiling", "light.kitchen_counter", "light.bedroom_lamp", "light.desk_lamp",
+        "light.office_ceiling", "cover.living_room_blinds",
+    }  # fmt: skip
+    sources = [r["intent"]["source"] for r in daemon.records]
+    assert sources == ["template", "template", "llm", "template"]
+    assert all(r["speculative"] == "hit" for r in daemon.records)
+    assert all(r["delivered"] and r["outcome"] == "acted" for r in daemon.records)
+    for key in ("vad_tail_ms", "asr_ms", "intent_ms", "action_ms", "eos_to_action_ms"):
+        assert all(key in r["timings_ms"] for r in daemon.records), key
+
+
+def test_speculation_gives_the_same_results_as_waiting(make, say) -> None:
+    audio = stream(say, 0.5, "Turn on the ceiling fan.", 1.0, "Switch on the coffee maker.", 1.0)
+    on, _ = make()
+    on.run(frames_of(audio))
+    off, _ = make(vad={"speculate_ms": 0}, state=str(Path(on.timers.store.path).with_name("other.sqlite")))
+    off.run(frames_of(audio))
+    assert [r["speculative"] for r in on.records] == ["hit", "hit"]
+    assert [r["speculative"] for r in off.records] == ["off", "off"]
+    assert [r["intent"] for r in on.records] == [r["intent"] | {"timings_ms": r2["intent"]["timings_ms"]} for r, r2 in zip(off.records, on.records, strict=True)]
+
+
+def test_locks_and_garage_doors_need_a_spoken_yes(make, say) -> None:
+    daemon, store = make()
+    daemon.run(frames_of(stream(say, 0.5, "Open the garage door.", 1.0)))
+    assert daemon.records[-1]["outcome"] == "asked" and "Are you sure" in daemon.records[-1]["reply"]
+    assert states(store)["cover.garage_door"] == "closed"  # nothing happens before the yes
+    daemon.run(frames_of(stream(say, 0.5, "No.", 1.0)))
+    assert daemon.records[-1]["outcome"] == "cancelled" and states(store)["cover.garage_door"] == "closed"
+    daemon.run(frames_of(stream(say, 0.5, "Open the garage door.", 1.0, "Yes.", 1.0)))
+    assert daemon.records[-1]["outcome"] == "confirmed" and states(store)["cover.garage_door"] == "open"
+
+
+def test_confirmation_times_out_and_refuse_policy(make, say) -> None:
+    daemon, store = make(safety={"confirm_timeout_s": 0.0})
+    daemon.run(frames_of(stream(say, 0.5, "Open the garage door.", 1.0, "Yes.", 1.0)))
+    assert states(store)["cover.garage_door"] == "closed"  # the yes came too late
+    refusing, store2 = make(safety={"confirm": "refuse"}, state=str(Path(store.path).with_name("r.sqlite")))
+    refusing.run(frames_of(stream(say, 0.5, "Open the garage door.", 1.0)))
+    assert refusing.records[-1]["outcome"] == "refused" and states(store2)["cover.garage_door"] == "closed"
+
+
+def test_wake_word_and_push_to_talk(make, say) -> None:
+    daemon, store = make(wake={"words": ["hey casa"]})
+    daemon.run(frames_of(stream(say, 0.5, "Turn on the desk lamp.", 1.0)))
+    assert daemon.records[-1]["outcome"] == "no_wake_word" and states(store)["light.desk_lamp"] == "off"
+    daemon.run(frames_of(stream(say, 0.5, "Hey casa, turn on the desk lamp.", 1.0)))
+    assert daemon.records[-1]["outcome"] == "acted" and states(store)["light.desk_lamp"] == "on"
+    daemon.armed_until = time.monotonic() + 30  # what SIGUSR1 does
+    daemon.run(frames_of(stream(say, 0.5, "Turn on the ceiling fan.", 1.0)))
+    assert states(store)["fan.ceiling_fan"] == "on"
+
+
+def test_bad_files_are_skipped_and_the_next_one_is_served(make, say, tmp_path) -> None:
+    import soundfile
+
+    daemon, store = make()
+    good = tmp_path / "good.wav"
+    soundfile.write(good, say("Turn on the ceiling fan."), SAMPLE_RATE)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + os.urandom(200))
+    errors = []
+    source = WavSource([corrupt, tmp_path / "missing.wav", good], on_error=errors.append)
+    assert daemon.run(source) == 1
+    assert len(errors) == 2 and "corrupt.wav" in errors[0] and "no such file" in errors[1]
+    assert states(store)["fan.ceiling_fan"] == "on"
+
+
+def test_endless_speech_is_cut_and_the_next_command_is_served(make, say) -> None:
+    daemon, store = make(vad={"max_utterance_s": 4.0})
+    babble = np.concatenate([say("and the lights and the fan and the music and the blinds and the heating")] * 3)
+    audio = np.concatenate([babble, np.zeros(SAMPLE_RATE, np.float32), stream(say, "Turn on the ceiling fan.", 1.0)])
+    daemon.run(frames_of(audio))
+    assert daemon.records[0]["end"] == "max_length"
+    assert daemon.records[-1]["outcome"] == "acted" and states(store)["fan.ceiling_fan"] == "on"
+
+
+def test_mqtt_backend_end_to_end_and_broker_down(make, say, tmp_path) -> None:
+    from tests.broker import Broker, Recorder
+
+    broker = Broker(tmp_path).start()
+    try:
+        rec = Recorder(broker.port)
+        daemon, _ = make(backend="mqtt", mqtt={"port": broker.port})
+        daemon.run(frames_of(stream(say, 0.5, "Turn off the lights in the kitchen.", 1.0)))
+        got = rec.wait_for(2)
+        assert sorted(got) == [
+            ("casavox/light/kitchen_ceiling/set", '{"state": "OFF"}'),
+            ("casavox/light/kitchen_counter/set", '{"state": "OFF"}'),
+        ]
+        broker.stop()
+        time.sleep(0.3)
+        daemon.run(frames_of(stream(say, 0.5, "Switch on the coffee maker.", 1.0, "Turn on the ceiling fan.", 1.0)))
+        assert [r["outcome"] for r in daemon.records[-2:]] == ["failed", "failed"]
+        assert "unreachable" in daemon.records[-1]["reply"]  # told, and still listening
+        rec.close()
+    finally:
+        broker.stop()
+
+
+def test_metrics_endpoint(make, say) -> None:
+    from tests.broker import free_port
+
+    port = free_port()
+    daemon, _ = make(log={"json": "", "quiet": True, "metrics_port": port})
+    daemon.run(frames_of(stream(say, 0.5, "Turn on the ceiling fan.", 1.0)))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'casavox_utterances_total{outcome="acted"} 1.0' in text
+    assert 'casavox_stage_seconds_count{stage="asr"} 1.0' in text
+
+
+def _pcm(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def test_cli_stdin_at_another_rate_json_log_and_say_to(full_bundle, say, tmp_path) -> None:
+    import soundfile
+    import soxr
+
+    audio = stream(say, 0.5, "Turn on the ceiling fan.", 1.0, "Put milk on my shopping list.", 1.0, level=0.0)
+    pcm = _pcm(soxr.resample(audio, SAMPLE_RATE, 22050))
+    reply = tmp_path / "reply.wav"
+    cmd = [
+        sys.executable, "-m", "edge_app.cli", "run", str(full_bundle), "--home", str(HOME),
+        "--state", str(tmp_path / "s.sqlite"), "--stdin", "--stdin-rate", "22050", "--say-to", str(reply),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, input=pcm, capture_output=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [r["intent"]["name"] for r in lines] == ["HassTurnOn", "HassShoppingListAddItem"]
+    assert "Turned on Ceiling Fan" in proc.stderr.decode()
+    data, rate = soundfile.read(reply)
+    assert rate == 22050 and len(data) > rate // 2  # "Added milk", spoken
+    state = subprocess.run(
+        [sys.executable, "-m", "edge_app.cli", "state", "--state", str(tmp_path / "s.sqlite"), "--json"],
+        capture_output=True, timeout=60, cwd=ROOT, check=True,
+    )  # fmt: skip
+    out = json.loads(state.stdout)
+    assert out["entities"]["fan.ceiling_fan"]["state"] == "on"
+    assert out["lists"]["shopping_list"] == [{"item": "milk", "complete": False}]
+
+
+def test_sigterm_during_an_utterance_exits_cleanly_and_keeps_state(full_bundle, say, tmp_path) -> None:
+    cmd = [
+        sys.executable, "-m", "edge_app.cli", "run", str(full_bundle), "--home", str(HOME),
+        "--state", str(tmp_path / "s.sqlite"), "--stdin",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdin.write(_pcm(stream(say, 0.5, "Turn on the ceiling fan.", 1.0)))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 120
+    first = proc.stdout.readline()  # the first command's log line: it was acted on
+    assert json.loads(first)["outcome"] == "acted" and time.monotonic() < deadline
+    proc.stdin.write(_pcm(say("Switch on the coffee")))  # mid-utterance, no endpoint yet
+    proc.stdin.flush()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert rest.strip() == b""  # the unfinished utterance was dropped, not half-done
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "s.sqlite")
+    rows = dict(conn.execute("SELECT entity_id, state FROM entities").fetchall())
+    assert rows["fan.ceiling_fan"] == "on" and rows["switch.coffee_maker"] == "off"
+    conn.close()
+
+
+def test_config_file_and_flags(tmp_path) -> None:
+    from edge_app.config import ConfigError
+
+    toml = tmp_path / "casavox.toml"
+    toml.write_text('backend = "mqtt"\narea = "Kitchen"\n[mqtt]\nport = 1999\n[vad]\ntrailing_silence_ms = 400\n')
+    config = load_config(toml, {"mqtt": {"host": "10.0.0.2"}})
+    assert (config.backend, config.area, config.mqtt.port, config.mqtt.host) == ("mqtt", "Kitchen", 1999, "10.0.0.2")
+    assert config.vad.trailing_silence_ms == 400.0
+    toml.write_text("[safety]\nconfirm_policy = 'allow'\n")
+    with pytest.raises(ConfigError, match="safety.confirm_policy"):
+        load_config(toml)
+    toml.write_text("[safety]\nconfirm = 'sometimes'\n")
+    with pytest.raises(ConfigError, match="ask, refuse or allow"):
+        load_config(toml)
+    toml.write_text("backend = \n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(toml)
