@@ -8,7 +8,7 @@ STAMP := $(VENV)/.casavox-installed
 APT_PACKAGES := espeak-ng mosquitto portaudio19-dev
 BUNDLE ?= bundles/default
 
-.PHONY: install test demo benchmark lint clean system-packages bundle
+.PHONY: install test demo benchmark lint clean system-packages bundle soak
 
 # System packages the tests need, installed only when missing (CI machines start bare).
 system-packages:
@@ -36,6 +36,10 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# 1,000 utterances through one daemon; reports RSS growth (benchmarks/results/soak.json).
+soak: install
+	$(BIN)/python -m pytest -q -s -m slow tests/test_soak.py
 
 bundle: install $(BUNDLE)/manifest.json
 

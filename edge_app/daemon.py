@@ -73,6 +73,7 @@ class Daemon:
     armed_until: float = 0.0
     records: list[dict] = field(default_factory=list)
     keep_records: bool = False
+    on_record: object | None = None  # callable(record) after each utterance (the demo prints it)
     _busy: bool = False
 
     # ---- the conversation -------------------------------------------------------------
@@ -136,7 +137,8 @@ class Daemon:
         return self.config.wake.words
 
     def understand(self, audio: np.ndarray) -> Understanding:
-        return self.pipeline.understand(audio, self.config.area or None, self._accepting_without_wake())
+        answer = (lambda text: confirmation(text) is not None) if self.pending is not None else None
+        return self.pipeline.understand(audio, self.config.area or None, self._accepting_without_wake(), answer)
 
     def finish(self, event: Event, heard: Understanding, speculative: str, timings: dict, t_voiced: float | None) -> dict:
         self._busy = True
@@ -168,6 +170,8 @@ class Daemon:
                 self.metrics.observe(record)
             if self.keep_records:
                 self.records.append(record)
+            if self.on_record is not None:
+                self.on_record(record)
             return record
         finally:
             self._busy = False

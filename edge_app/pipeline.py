@@ -91,8 +91,11 @@ class SpeechPipeline:
         with self.lock:
             return self.engine.parse(text, area or None)
 
-    def understand(self, audio: np.ndarray, area: str | None = None, wake: tuple[str, ...] = ()) -> Understanding:
-        """ASR, then the wake-word check, then the intent engine."""
+    def understand(
+        self, audio: np.ndarray, area: str | None = None, wake: tuple[str, ...] = (), answer=None
+    ) -> Understanding:
+        """ASR, then the wake-word check, then the intent engine. ``answer(text)`` true means the
+        text answers a question the box asked ("yes"): no intent parsing needed."""
         t0 = time.perf_counter()
         heard = self.transcribe(audio)
         asr_ms = (time.perf_counter() - t0) * 1e3
@@ -105,6 +108,8 @@ class SpeechPipeline:
             if command is None:
                 return Understanding(text, heard.text, None, "no wake word", timings)
             text = command
+        if answer is not None and answer(text):
+            return Understanding(text, heard.text, None, "answer", timings)
         t1 = time.perf_counter()
         result = self.parse(text, area)
         timings["intent_ms"] = (time.perf_counter() - t1) * 1e3
