@@ -30,8 +30,8 @@ class VadSettings:
     neg_threshold: float = 0.35  # and counts as silence below this one (hysteresis)
     pre_roll_ms: float = 320.0
     min_speech_ms: float = 200.0
-    speculate_ms: float = 150.0  # first short pause: start ASR + intent early (0 = off)
-    trailing_silence_ms: float = 300.0  # confirmed end of speech
+    speculate_ms: float = 100.0  # first short pause: start ASR + intent early (0 = off)
+    trailing_silence_ms: float = 250.0  # confirmed end of speech (README "Endpointing": the trade-off)
     max_utterance_s: float = 10.0
 
     def frames(self, ms: float) -> int:

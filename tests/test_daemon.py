@@ -271,3 +271,7 @@ def test_config_file_and_flags(tmp_path) -> None:
     toml.write_text("backend = \n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(toml)
+
+
+def test_the_example_config_documents_the_defaults() -> None:
+    assert load_config(ROOT / "examples" / "casavox.toml") == load_config(None)
