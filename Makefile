@@ -55,6 +55,7 @@ benchmark: install $(BUNDLE)/manifest.json
 	$(BIN)/python -m benchmarks.trim_sweep --bundle $(BUNDLE)
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install -q llama-cpp-python  # peer; compiles llama.cpp
 	$(BIN)/python -m benchmarks.intents --bundle $(BUNDLE)
+	$(BIN)/python -m benchmarks.e2e --bundle $(BUNDLE)
 
 lint: install
 	$(BIN)/ruff check runtime export edge_app benchmarks tests

@@ -135,6 +135,33 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
+def daemon_process(bundle: str, clips: list[tuple[str, np.ndarray]], folder: Path) -> dict:
+    """`casavox run` as its own process on the same commands: cold start and peak RSS."""
+    import resource
+    import subprocess
+    import sys
+
+    import soundfile
+
+    files = []
+    for i, (_, audio) in enumerate(clips):
+        files.append(folder / f"{i:02d}.wav")
+        soundfile.write(files[-1], audio, SR)
+    cmd = [
+        sys.executable, "-m", "edge_app.cli", "run", bundle, "--home", str(ROOT / "examples" / "home.yaml"),
+        "--state", str(folder / "home.sqlite"), "--audio", *map(str, files), "--log", "",
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    ready = None
+    for line in proc.stderr:
+        if ready is None and "listening" in line:
+            ready = time.monotonic() - t0
+    proc.wait()
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"cold_start_s": round(ready or float("nan"), 2), "peak_rss_mb": round(peak_kb / 1024, 1), "rc": proc.returncode}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="bundles/default")
@@ -160,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_pass(pipeline, args.bundle, clips, speculate)
         key = "speculation_on" if speculate else "speculation_off"
         result[key] = {"summary": summarize(rows), "rows": rows}
+    with tempfile.TemporaryDirectory() as tmp:
+        result["daemon_process"] = daemon_process(args.bundle, clips, Path(tmp))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print("| path | speculation | n | EoS->action median | p95 | silence wait | after endpoint | action |")
@@ -175,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     misheard = [r for k in ("speculation_on",) for r in result[k]["rows"] if r["outcome"] != "acted"]
     for r in misheard:
         print(f"  not acted: said {r['said']!r}, heard {r['heard']!r} -> {r['outcome']} ({r['source']})")
+    d = result["daemon_process"]
+    print(f"daemon process: ready {d['cold_start_s']} s after start (bundle verified), peak RSS {d['peak_rss_mb']} MB")
     print(f"raw rows: {args.out}")
     return 0
 

@@ -105,7 +105,14 @@ def test_speculation_gives_the_same_results_as_waiting(make, say) -> None:
     off.run(frames_of(audio))
     assert [r["speculative"] for r in on.records] == ["hit", "hit"]
     assert [r["speculative"] for r in off.records] == ["off", "off"]
-    assert [r["intent"] for r in on.records] == [r["intent"] | {"timings_ms": r2["intent"]["timings_ms"]} for r, r2 in zip(off.records, on.records, strict=True)]
+    # the same intents (the transcript may differ in punctuation: more trailing silence was heard)
+    def intents(records):
+        return [(r["intent"]["name"], r["intent"]["slots"]) for r in records]
+
+    assert intents(on.records) == intents(off.records) == [
+        ("HassTurnOn", {"name": "Ceiling Fan"}),
+        ("HassTurnOn", {"name": "Coffee Maker"}),
+    ]
 
 
 def test_locks_and_garage_doors_need_a_spoken_yes(make, say) -> None:
