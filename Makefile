@@ -50,12 +50,11 @@ $(BUNDLE)/manifest.json: | install
 	$(BIN)/casavox export asr --out $(BUNDLE) --cache .cache/speech
 	$(BIN)/casavox export llm --out $(BUNDLE)
 
+# One run, peers interleaved; writes benchmarks/results/<timestamp>-<host>/ (results.json, report.md,
+# plots) and prints the summary. BENCH_ARGS=--quick for a short subset; see README "Numbers".
 benchmark: install $(BUNDLE)/manifest.json
-	$(BIN)/python -m benchmarks.asr --bundle $(BUNDLE)
-	$(BIN)/python -m benchmarks.trim_sweep --bundle $(BUNDLE)
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install -q llama-cpp-python  # peer; compiles llama.cpp
-	$(BIN)/python -m benchmarks.intents --bundle $(BUNDLE)
-	$(BIN)/python -m benchmarks.e2e --bundle $(BUNDLE)
+	$(BIN)/python -m benchmarks.run --bundle $(BUNDLE) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check runtime export edge_app benchmarks tests

@@ -108,6 +108,7 @@ def run_pass(pipeline, bundle: str, clips: list[tuple[str, np.ndarray]], specula
                 "eos_to_action_ms": round(total, 1),
                 "silence_wait_ms": round(total - after_endpoint - t.get("action_ms", 0.0), 1),
                 "after_endpoint_ms": round(after_endpoint, 1),
+                "vad_tail_ms": t.get("vad_tail_ms"),
                 "asr_ms": t.get("asr_ms"),
                 "intent_ms": t.get("intent_ms"),
                 "action_ms": t.get("action_ms"),

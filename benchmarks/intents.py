@@ -1,8 +1,7 @@
-"""Intent benchmark: template path, the LLM fallback (per quant, with/without the cached prefix),
-peers on the same model (llama-cpp-python on the original GGUF, PyTorch eager), accuracy on Home
-Assistant's test suite and on our own paraphrases, and the cost of a 1,000-entity home.
+"""Intent LLM studies beside the main benchmark (benchmarks/run.py, which has the peers and the
+accuracy): the cached instruction prefix on vs off, and the cost of a 1,000-entity home vs 20.
 
-    python -m benchmarks.intents --bundle bundles/default [--ha-tests ../shared/ha-intents-tests/en]
+    python -m benchmarks.intents --bundle bundles/default
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -126,130 +124,20 @@ def bench_templates() -> dict:
     return _pct(times)
 
 
-def bench_llama_cpp(threads: int) -> dict:
-    """The original Q4_1 GGUF in llama.cpp: prompt of the same size, 48 decoded tokens."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        return {
-            "skipped": "llama-cpp-python not installed (pip install llama-cpp-python; it compiles llama.cpp)"
-        }
-    from export.llm.source import default_gguf
-
-    llm = Llama(model_path=str(default_gguf()), n_ctx=1024, n_threads=threads, verbose=False)
-    prompt = _sample_prompt()
-    tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-    llm.eval(tokens[:8])
-    llm.reset()
-    t0 = time.perf_counter()
-    llm.eval(tokens)
-    prefill_ms = (time.perf_counter() - t0) * 1e3
-    t0 = time.perf_counter()
-    n = 48
-    for _ in range(n):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        llm.eval([tok])
-    return {
-        "decode_tok_s": n / (time.perf_counter() - t0),
-        "prompt_tokens": len(tokens),
-        "prefill_ms": prefill_ms,
-    }
-
-
-def _sample_prompt() -> str:
-    from runtime.home import load_home
-    from runtime.intents.prompt import PREFIX, SUFFIX, candidates, user_message
-
-    home = load_home(ROOT / "examples" / "home.yaml")
-    text = COMMANDS[0]
-    return PREFIX + user_message(text, candidates(home, text, None), None) + SUFFIX
-
-
-def bench_pytorch(threads: int) -> dict:
-    import torch
-
-    from export.llm.finetune import ADAPTER_DIR
-    from export.llm.pipeline import merged_model
-
-    torch.set_num_threads(threads)
-    model, source = merged_model(None, ADAPTER_DIR)
-    ids = source.tokenizer(_sample_prompt(), return_tensors="pt", add_special_tokens=False).input_ids
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        out = model(ids, use_cache=True)
-        prefill_ms = (time.perf_counter() - t0) * 1e3
-        cache, tok = out.past_key_values, out.logits[0, -1].argmax().view(1, 1)
-        n = 32
-        t0 = time.perf_counter()
-        for _ in range(n):
-            out = model(tok, past_key_values=cache, use_cache=True)
-            cache, tok = out.past_key_values, out.logits[0, -1].argmax().view(1, 1)
-    return {
-        "decode_tok_s": n / (time.perf_counter() - t0),
-        "prompt_tokens": int(ids.shape[1]),
-        "prefill_ms": prefill_ms,
-    }
-
-
-def accuracy(bundle: Path, tests: Path, *extra: str) -> dict:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_app.cli",
-            "eval-intents",
-            str(bundle),
-            "--tests",
-            str(tests),
-            "--json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if out.returncode != 0:
-        return {"error": out.stderr[-500:]}
-    data = json.loads(out.stdout)
-    return {"accuracy": data["accuracy"], "sentences": data["sentences"], "latency": data["latency"]}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="bundles/default")
-    parser.add_argument("--ha-tests", default=str(ROOT.parent / "shared" / "ha-intents-tests" / "en"))
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--skip", default="", help="comma list of: peers, accuracy, large")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "intents.json"))
     args = parser.parse_args(argv)
-    bundle, skip = Path(args.bundle), set(args.skip.split(","))
+    bundle = Path(args.bundle)
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads"}
     results["templates"] = bench_templates()
     print(f"templates: median {results['templates']['median_ms']:.2f} ms", flush=True)
     results["llm"] = bench_llm(bundle, "int8", args.threads)
     print(json.dumps(results["llm"], indent=1), flush=True)
-    if "large" not in skip:
-        results["large_home"] = bench_large_home(bundle, args.threads)
-        print(json.dumps(results["large_home"], indent=1), flush=True)
-    if "peers" not in skip:
-        results["llama_cpp"] = bench_llama_cpp(args.threads)
-        print("llama.cpp:", results["llama_cpp"], flush=True)
-        results["pytorch"] = bench_pytorch(args.threads)
-        print("pytorch:", results["pytorch"], flush=True)
-    if "accuracy" not in skip:
-        ha = Path(args.ha_tests)
-        if ha.exists():
-            results["ha_merged"] = accuracy(bundle, ha)
-            results["ha_llm_only"] = accuracy(bundle, ha, "--no-templates")
-        results["paraphrases_llm_only"] = accuracy(
-            bundle, ROOT / "tests" / "data" / "paraphrases.yaml", "--no-templates"
-        )
-        results["paraphrases_merged"] = accuracy(bundle, ROOT / "tests" / "data" / "paraphrases.yaml")
-        for k in ("ha_merged", "ha_llm_only", "paraphrases_llm_only", "paraphrases_merged"):
-            if k in results:
-                print(k, {x: results[k].get(x) for x in ("accuracy", "sentences")}, flush=True)
+    results["large_home"] = bench_large_home(bundle, args.threads)
+    print(json.dumps(results["large_home"], indent=1), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     return 0

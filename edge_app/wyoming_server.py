@@ -20,8 +20,17 @@ from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.handle import Handled, NotHandled
-from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, HandleModel, HandleProgram, Info
-from wyoming.info import IntentModel, IntentProgram
+from wyoming.info import (
+    AsrModel,
+    AsrProgram,
+    Attribution,
+    Describe,
+    HandleModel,
+    HandleProgram,
+    Info,
+    IntentModel,
+    IntentProgram,
+)
 from wyoming.intent import Entity as WyEntity
 from wyoming.intent import Intent as WyIntent
 from wyoming.intent import NotRecognized, Recognize

@@ -1,7 +1,7 @@
 """Speech recognition from the exported bundle on synthesized smart-home commands.
 
 Figures asserted here are the floor we promise; the README table gives the measured values
-(benchmarks/asr.py).
+(`make benchmark`, benchmarks/run.py).
 """
 
 from __future__ import annotations

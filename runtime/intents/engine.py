@@ -115,9 +115,10 @@ class IntentEngine:
                 )
         if self.llm is None or not use_llm:
             return done(IntentResult(text, [], "none", 0.0, "no template matched"))
-        from runtime.intents.prompt import candidates, user_message
+        from runtime.intents.prompt import candidates, spoken_form, user_message
 
-        answer = self.llm.generate(user_message(text, candidates(self.home, text, area), area), self.grammar)
+        command = spoken_form(text)
+        answer = self.llm.generate(user_message(command, candidates(self.home, command, area), area), self.grammar)
         timings.update(answer.timings_ms)
         if answer.error:
             return done(IntentResult(text, [], "none", 0.0, f"llm: {answer.error}"))

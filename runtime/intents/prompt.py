@@ -58,6 +58,16 @@ def candidates(home: Home, text: str, area: str | None = None) -> Candidates:
     return Candidates(names, areas, floors)
 
 
+def spoken_form(text: str) -> str:
+    """A transcript in the form the LLM was trained on: no sentence punctuation around it and no
+    sentence-initial capital ("Kill the kitchen lights." -> "kill the kitchen lights"). Whisper
+    capitalizes and punctuates; Home Assistant's template sentences (our training commands) do not,
+    and without this the LLM misreads "...living room blinds." and "Kill the kitchen lights.".
+    Inner words keep their case: the training commands spell the home's names in their own case."""
+    text = " ".join(text.split()).strip(" .!?;:,")
+    return text[:1].lower() + text[1:]
+
+
 def user_message(text: str, cands: Candidates, area: str | None) -> str:
     lines = [
         "names: " + "; ".join(f"{n} ({d})" for n, d in cands.names),
