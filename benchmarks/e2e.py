@@ -138,7 +138,7 @@ def summarize(rows: list[dict]) -> dict:
 
 def daemon_process(bundle: str, clips: list[tuple[str, np.ndarray]], folder: Path) -> dict:
     """`casavox run` as its own process on the same commands: cold start and peak RSS."""
-    import resource
+    import os
     import subprocess
     import sys
 
@@ -158,8 +158,9 @@ def daemon_process(bundle: str, clips: list[tuple[str, np.ndarray]], folder: Pat
     for line in proc.stderr:
         if ready is None and "listening" in line:
             ready = time.monotonic() - t0
-    proc.wait()
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    _, _, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+    proc.returncode = 0
+    peak_kb = usage.ru_maxrss
     return {"cold_start_s": round(ready or float("nan"), 2), "peak_rss_mb": round(peak_kb / 1024, 1), "rc": proc.returncode}
 
 
