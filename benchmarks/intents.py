@@ -17,19 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.workers import LLM_COMMANDS as COMMANDS  # one command list for every LLM figure
+
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = [
-    "it's too dark in the office",
-    "kill the kitchen lights",
-    "fire up the coffee maker",
-    "bedroom lamp to half brightness",
-    "let me in, unlock the front door",
-    "roll up the living room blinds",
-    "how warm is it in the living room",
-    "get the robot vacuum cleaning",
-    "night light down to ten percent please",
-    "turn off the kitchen ceiling and then turn on the desk lamp",
-]
 
 
 def _pct(values: list[float]) -> dict:
