@@ -228,6 +228,8 @@ class Daemon:
                     if event.kind == "speculate":
                         spec = executor.submit(self.understand, event.audio)
                     elif event.kind == "resume":
+                        if spec is not None:
+                            spec.cancel()  # not started yet: never runs; running: its result is ignored
                         spec = None  # the words go on: whatever it computes is void
                     elif event.kind == "end":
                         handle_end(event)

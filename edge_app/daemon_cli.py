@@ -77,6 +77,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, _overrides(args))
+        if config.input.source == "mic":  # fail before loading models when there is no microphone
+            from edge_app.sources import list_devices, pick_device
+
+            pick_device(list_devices(), config.input.device or None)
         daemon, store = build_daemon(config)
     except _errors() as exc:
         print(f"casavox: error: {exc}", file=sys.stderr)

@@ -7,11 +7,13 @@ loop whatever the input. Bad input never stops the stream: an unreadable file is
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -120,10 +122,31 @@ def _pyaudio():
     return pyaudio
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """PortAudio's ALSA/JACK probing prints dozens of C-level lines on a box without a sound card;
+    they say nothing the error we raise does not, so file descriptor 2 is muted while it probes."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _open_portaudio():
+    pyaudio = _pyaudio()
+    with _quiet_stderr():
+        return pyaudio, pyaudio.PyAudio()
+
+
 def list_devices() -> list[dict]:
     """Input devices PortAudio sees: index, name, channels, default rate."""
-    pyaudio = _pyaudio()
-    pa = pyaudio.PyAudio()
+    _, pa = _open_portaudio()
     try:
         out = []
         for i in range(pa.get_device_count()):
@@ -167,10 +190,9 @@ class MicSource:
     block_ms: int = 32
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        pyaudio = _pyaudio()
         device = pick_device(list_devices(), self.device)
         rate, channels = device["rate"], min(device["channels"], 2)
-        pa = pyaudio.PyAudio()
+        pyaudio, pa = _open_portaudio()
         blocks: queue.Queue = queue.Queue(maxsize=1000)
         stop = threading.Event()
         stream = pa.open(

@@ -282,3 +282,59 @@ def test_config_file_and_flags(tmp_path) -> None:
 
 def test_the_example_config_documents_the_defaults() -> None:
     assert load_config(ROOT / "examples" / "casavox.toml") == load_config(None)
+
+
+def test_espeak_voice_from_wav_files_and_on_the_broker(make, tmp_path) -> None:
+    """The second synthetic voice (Debian's espeak-ng) at its own rate, with noise, via WAV files."""
+    import soundfile
+
+    from runtime.tts import espeak_say
+    from tests.broker import Broker, Recorder
+
+    files = []
+    for i, text in enumerate(["Turn on the ceiling fan.", "Close the living room blinds.", "Switch on the coffee maker."]):
+        speech = espeak_say(text)
+        hiss = np.random.default_rng(i).standard_normal(len(speech.audio)).astype(np.float32) * 0.003
+        audio = speech.audio + hiss
+        files.append(tmp_path / f"{i}.wav")
+        soundfile.write(files[-1], audio, speech.sample_rate)  # 22.05 kHz: resampled by the source
+    daemon, store = make()
+    assert daemon.run(WavSource(files)) == 3
+    after = states(store)
+    assert (after["fan.ceiling_fan"], after["cover.living_room_blinds"], after["switch.coffee_maker"]) == ("on", "closed", "on")
+    broker = Broker(tmp_path).start()
+    try:
+        rec = Recorder(broker.port)
+        mqtt_daemon, _ = make(backend="mqtt", mqtt={"port": broker.port}, state=str(tmp_path / "m.sqlite"))
+        mqtt_daemon.run(WavSource(files))
+        assert rec.wait_for(3) == [
+            ("casavox/fan/ceiling_fan/set", "ON"),
+            ("casavox/cover/living_room_blinds/set", "CLOSE"),
+            ("casavox/switch/coffee_maker/set", "ON"),
+        ]
+        rec.close()
+    finally:
+        broker.stop()
+
+
+def test_microphone_path_against_the_real_portaudio(full_bundle, tmp_path) -> None:
+    """PortAudio is real here; this machine has no sound card, so the error path is what runs."""
+    pytest.importorskip("pyaudio")
+    from edge_app.sources import SourceError, list_devices, pick_device
+
+    devices = list_devices()
+    if devices:
+        pytest.skip(f"this machine has audio inputs ({devices[0]['name']}); the no-device path cannot run")
+    with pytest.raises(SourceError, match="no audio input device"):
+        pick_device(devices, None)
+    with pytest.raises(SourceError, match="matches none of: 0: USB Mic"):
+        pick_device([{"index": 0, "name": "USB Mic", "channels": 1, "rate": 48000}], "Blue Yeti")
+    assert pick_device([{"index": 3, "name": "USB Mic", "channels": 1, "rate": 48000}], "usb")["index"] == 3
+    out = subprocess.run([sys.executable, "-m", "edge_app.cli", "devices"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "no audio input devices"
+    run = subprocess.run(
+        [sys.executable, "-m", "edge_app.cli", "run", str(full_bundle), "--home", str(HOME), "--state", str(tmp_path / "s.sqlite"), "--mic"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 1 and "no audio input device found" in run.stderr
+    assert "ALSA lib" not in run.stderr  # PortAudio's probing noise is muted
