@@ -325,7 +325,7 @@ def bench_e2e(args, progress) -> dict:
     from runtime.home import load_home
     from runtime.tts import PiperSpeaker
 
-    k = args.items or (3 if args.quick else None)
+    k = min(args.items, 2) if args.quick else (args.items or None)
     commands = (TEMPLATE_COMMANDS[:k] + E2E_LLM[:k]) if k else TEMPLATE_COMMANDS + E2E_LLM
     speaker = PiperSpeaker()
     clips = []
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     args.asr_systems = args.asr_systems.split(",") if args.asr_systems else ours("asr") + [s for s in ASR_SYSTEMS if not s.startswith("casavox")]
     args.llm_systems = args.llm_systems.split(",") if args.llm_systems else ours("llm") + [s for s in LLM_SYSTEMS if not s.startswith("casavox")]
     if args.quick and not args.items:
-        args.items = 8
+        args.items = 5
     if args.results:
         if not args.compare:
             parser.error("--results needs --compare")
