@@ -401,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-slowdown", type=float, default=0.20)
     parser.add_argument("--max-accuracy-drop", type=float, default=0.02)
     args = parser.parse_args(argv)
+    if args.results:
+        if not args.compare:
+            parser.error("--results needs --compare")
+        return compare_and_exit(report.load(args.results), args)
     from runtime.bundle import BundleError, verify
     from runtime.providers import DeviceError, resolve_device
 
@@ -423,10 +427,6 @@ def main(argv: list[str] | None = None) -> int:
     args.llm_systems = args.llm_systems.split(",") if args.llm_systems else ours("llm") + [s for s in LLM_SYSTEMS if not s.startswith("casavox")]
     if args.quick and not args.items:
         args.items = 5
-    if args.results:
-        if not args.compare:
-            parser.error("--results needs --compare")
-        return compare_and_exit(report.load(args.results), args)
     only = set(args.only.split(",")) - {""} or set(SECTIONS)
     if unknown := only - set(SECTIONS):
         parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
