@@ -60,25 +60,30 @@ def provider_list(device: str, cache_dir: Path | None = None) -> list:
     return chain
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
+def session_options(threads: int | None = None, spinning: bool = False) -> ort.SessionOptions:
     """Options chosen for one short utterance at a time on a small box.
 
     - intra-op threads = the cores we may use (default: all visible CPUs). Inter-op parallelism
       stays 1: the graphs are chains, there is nothing to run side by side.
     - full graph optimization (fusions such as attention/GELU/LayerNorm) done once at load.
-    - sequential execution; no spinning after a run, so an idle daemon does not burn a core.
+    - sequential execution; worker threads do not spin-wait for work unless ``spinning`` (the LLM:
+      a decode step is ~200 tiny kernels, and waking a sleeping thread for each one cost 20% of the
+      decode rate on 2 cores: 96-115 vs 119-135 tok/s, README "Intent numbers"). Spinning only
+      happens inside a run, so an idle daemon still burns nothing.
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.log_severity_level = 3
     return opts
 
 
-def open_session(path: Path, device: str = "cpu", threads: int | None = None) -> ort.InferenceSession:
+def open_session(
+    path: Path, device: str = "cpu", threads: int | None = None, spinning: bool = False
+) -> ort.InferenceSession:
     return ort.InferenceSession(
-        str(path), sess_options=session_options(threads), providers=provider_list(device, path.parent)
+        str(path), sess_options=session_options(threads, spinning), providers=provider_list(device, path.parent)
     )

@@ -57,7 +57,9 @@ class IntentLLM:
         self.variant = variant
         self.device = resolve_device(device)
         self.config = comp
-        self.session = open_session(bundle.path(comp["variants"][variant]["file"]), self.device, threads)
+        self.session = open_session(
+            bundle.path(comp["variants"][variant]["file"]), self.device, threads, spinning=True
+        )
         # The external-data file must be present and verified too.
         for extra in comp["variants"][variant].get("data_files", []):
             bundle.path(extra)
