@@ -138,7 +138,6 @@ def summarize(rows: list[dict]) -> dict:
 
 def daemon_process(bundle: str, clips: list[tuple[str, np.ndarray]], folder: Path) -> dict:
     """`casavox run` as its own process on the same commands: cold start and peak RSS."""
-    import os
     import subprocess
     import sys
 
@@ -154,14 +153,14 @@ def daemon_process(bundle: str, clips: list[tuple[str, np.ndarray]], folder: Pat
     ]  # fmt: skip
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    ready = None
+    ready, peak = None, float("nan")
     for line in proc.stderr:
         if ready is None and "listening" in line:
             ready = time.monotonic() - t0
-    _, _, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
-    proc.returncode = 0
-    peak_kb = usage.ru_maxrss
-    return {"cold_start_s": round(ready or float("nan"), 2), "peak_rss_mb": round(peak_kb / 1024, 1), "rc": proc.returncode}
+        if "peak RSS" in line:  # the daemon's own VmHWM (getrusage of a child counts our RSS at fork)
+            peak = float(line.rsplit("peak RSS", 1)[1].split()[0])
+    proc.wait()
+    return {"cold_start_s": round(ready or float("nan"), 2), "peak_rss_mb": peak, "rc": proc.returncode}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,8 +98,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon.backend.close()
         store.close()
     if not config.log.quiet:
-        print(f"casavox: stopped after {served} utterance(s)", file=sys.stderr)
+        print(f"casavox: stopped after {served} utterance(s); peak RSS {_peak_rss_mb():.0f} MB", file=sys.stderr)
     return 0
+
+
+def _peak_rss_mb() -> float:
+    """This process's own high-water RSS (VmHWM; getrusage would include a parent's before exec)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cmd_devices(_args: argparse.Namespace) -> int:

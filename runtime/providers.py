@@ -67,9 +67,9 @@ def session_options(threads: int | None = None, spinning: bool = False) -> ort.S
       stays 1: the graphs are chains, there is nothing to run side by side.
     - full graph optimization (fusions such as attention/GELU/LayerNorm) done once at load.
     - sequential execution; worker threads do not spin-wait for work unless ``spinning`` (the LLM:
-      a decode step is ~200 tiny kernels, and waking a sleeping thread for each one cost 20% of the
-      decode rate on 2 cores: 96-115 vs 119-135 tok/s, README "Intent numbers"). Spinning only
-      happens inside a run, so an idle daemon still burns nothing.
+      a decode step is hundreds of tiny kernels, and waking a sleeping thread for each one cost a
+      quarter of the decode rate on 2 cores, README "Intent numbers"). Spinning only happens
+      inside a run, so an idle daemon still burns nothing.
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
