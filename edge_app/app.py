@@ -53,10 +53,24 @@ def frames_for(config: Config):
     return MicSource(src.device or None)
 
 
+def load_pipeline(config: Config, home: Home):
+    """The models the config names (one place for the daemon and the Wyoming server)."""
+    from edge_app.pipeline import SpeechPipeline
+
+    return SpeechPipeline.load(
+        config.bundle,
+        home,
+        device=config.device,
+        threads=config.threads or None,
+        asr_variant=config.asr_variant,
+        llm_variant=config.llm_variant or None,
+        use_llm=config.llm,
+    )
+
+
 def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
     """(daemon, state store); ``pipeline`` reuses already loaded models (tests, benchmarks)."""
     from edge_app.daemon import Daemon
-    from edge_app.pipeline import SpeechPipeline
     from runtime.audio.vad import SileroVad
 
     home = load_home(config.home)
@@ -66,15 +80,7 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         raise HomeError(f"area '{config.area}' is not in {config.home}")
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
-    pipeline = pipeline or SpeechPipeline.load(
-        config.bundle,
-        home,
-        device=config.device,
-        threads=config.threads or None,
-        asr_variant=config.asr_variant,
-        llm_variant=config.llm_variant or None,
-        use_llm=config.llm,
-    )
+    pipeline = pipeline or load_pipeline(config, home)
     metrics = None
     if config.log.metrics_port:
         from edge_app.metrics import Metrics

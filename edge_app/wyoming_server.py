@@ -172,8 +172,7 @@ async def run_server(services: Services, uri: str) -> None:
 
 def serve(config, uri: str) -> int:
     """Load everything once and serve until interrupted."""
-    from edge_app.app import open_backend
-    from edge_app.pipeline import SpeechPipeline
+    from edge_app.app import load_pipeline, open_backend
     from edge_app.state_store import StateStore
     from edge_app.timers import Timers
     from runtime.home import load_home
@@ -181,10 +180,7 @@ def serve(config, uri: str) -> int:
     home = load_home(config.home)
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
-    pipeline = SpeechPipeline.load(
-        config.bundle, home, config.device, config.threads or None, config.asr_variant,
-        config.llm_variant or None, config.llm,
-    )  # fmt: skip
+    pipeline = load_pipeline(config, home)
     services = Services(pipeline, home, backend, Timers(store), config.area or None)
     print(f"casavox: Wyoming server on {uri} ({time.strftime('%H:%M:%S')})", flush=True)
     try:
