@@ -1,9 +1,17 @@
 """Judge an intent engine with Home Assistant's own test files (`casavox eval-intents`).
 
-Files follow Home Assistant's intent "test syntax": top-level files (``light_HassLightSet.yaml``)
-use the shared fixture home (``_fixtures.yaml``); files in subfolders (``HassTurnOn/name_only.yaml``)
-carry their own small ``areas:``/``entities:`` home and the intent named by the folder. A sentence
-passes when the intent name is right and the slots agree the way Home Assistant's test suite checks
+Files follow Home Assistant's intent "test syntax", judged the way Home Assistant's two test
+harnesses judge them (home-assistant/intents ``tests/``):
+
+- top-level files (``light_HassLightSet.yaml``) run against the shared fixture home
+  (``_fixtures.yaml``) with the context area the test names, if any;
+- files in subfolders (``HassTurnOn/domain_only.yaml``) are *slot-combination* tests: they run
+  against only their own ``areas:``/``entities:``/``floors:`` (an empty home when they list none), the
+  intent is named by the folder, and the speaker is always in a context area. When the file's header
+  says ``# context_area: true`` the area slot that the context filled in is not part of the expected
+  answer, so it is removed before comparing (Home Assistant pops it the same way).
+
+A sentence passes when the intent name is right and the slots agree the way Home Assistant checks
 them: every slot we produced is expected (a list of expected values accepts any of them), and every
 expected slot is produced.
 """
@@ -30,6 +38,7 @@ class Case:
     intent: str
     slots: dict[str, Any]
     area: str | None  # context area (the room the speaker is in)
+    context_area_slot: bool = False  # an area slot equal to ``area`` came from context: not judged
 
 
 @dataclass
@@ -92,22 +101,54 @@ def slots_match(expected: dict[str, Any], got: dict[str, Any]) -> bool:
 
 
 def intent_matches(case: Case, intents: list[Intent]) -> bool:
-    return len(intents) == 1 and intents[0].name == case.intent and slots_match(case.slots, intents[0].slots)
+    if len(intents) != 1 or intents[0].name != case.intent:
+        return False
+    slots = dict(intents[0].slots)
+    if case.context_area_slot and "area" not in case.slots and slots.get("area") == case.area:
+        del slots["area"]
+    return slots_match(case.slots, slots)
 
 
-def _cases(path: Path, root: Path, data: dict) -> list[Case]:
-    folder_intent = path.parent.name if path.parent != root else None
+# Home Assistant's slot-combination harness puts the speaker in a placeholder area that no sentence
+# names. Our engine ignores a context area the home does not have (it never invents places), so the
+# placeholder is added to the file's home as a real area with a name no test sentence uses.
+CONTEXT_AREA = "Den"
+
+
+def _header(text: str) -> dict[str, str]:
+    """``# key: value`` comment lines at the top of a test file (its slot-combination metadata)."""
+    out = {}
+    for line in text.splitlines():
+        if line.strip() in ("", "---"):
+            continue
+        if not line.startswith("#"):
+            break
+        key, _, value = line[1:].partition(":")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cases(path: Path, root: Path, data: dict, combination: bool, context_area_slot: bool) -> list[Case]:
+    folder_intent = path.parent.name if combination else None
     cases = []
     for test in data.get("tests") or []:
         intent = test.get("intent") or {}
         name = intent.get("name") or folder_intent or path.stem.rsplit("_", 1)[-1]
         slots = intent.get("slots", test.get("slots")) or {}
         context = intent.get("context", test.get("context")) or {}
+        area = CONTEXT_AREA if combination else context.get("area")
         for sentence in test.get("sentences") or []:
             cases.append(
-                Case(str(path.relative_to(root)), str(sentence), name, dict(slots), context.get("area"))
+                Case(str(path.relative_to(root)), str(sentence), name, dict(slots), area, context_area_slot)
             )
     return cases
+
+
+def _combination_home(data: dict, source: str) -> Home:
+    areas = list(data.get("areas") or [])
+    if not any(str(a.get("name")) == CONTEXT_AREA for a in areas if isinstance(a, dict)):
+        areas.append({"name": CONTEXT_AREA})
+    return home_from_dict({**data, "areas": areas}, source)
 
 
 def load_suite(tests: Path, fixtures: Path | None = None) -> list[tuple[Home, list[Case]]]:
@@ -123,9 +164,14 @@ def load_suite(tests: Path, fixtures: Path | None = None) -> list[tuple[Home, li
     groups: list[tuple[Home, list[Case]]] = []
     shared_cases: list[Case] = []
     for f in files:
-        data = yaml.safe_load(f.read_text()) or {}
-        cases = _cases(f, root, data)
-        if data.get("entities") or data.get("areas"):
+        text = f.read_text()
+        data = yaml.safe_load(text) or {}
+        combination = f.parent != root
+        context_area_slot = _header(text).get("context_area", "").lower() == "true"
+        cases = _cases(f, root, data, combination, context_area_slot)
+        if combination:
+            groups.append((_combination_home(data, str(f)), cases))
+        elif data.get("entities") or data.get("areas"):
             groups.append((home_from_dict(data, str(f)), cases))
         else:
             shared_cases.extend(cases)

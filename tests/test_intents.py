@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.intent_eval import Case, intent_matches, slots_match
+from edge_app.intent_eval import CONTEXT_AREA, Case, evaluate, intent_matches, load_suite, slots_match
 from runtime.home import load_home
 from runtime.intents.engine import IntentEngine, unknown_references
 from runtime.intents.result import Intent
@@ -50,6 +50,39 @@ def test_slot_comparison_follows_home_assistant() -> None:
     assert intent_matches(case, [Intent("HassTurnOn", {"name": "TV"})])
     assert not intent_matches(case, [Intent("HassTurnOff", {"name": "TV"})])
     assert not intent_matches(case, [Intent("HassTurnOn", {"name": "TV"})] * 2)
+    # slot-combination files marked "context_area: true": the area the context filled in is not judged
+    here = Case("f", "s", "HassTurnOn", {"domain": "light"}, "Den", context_area_slot=True)
+    assert intent_matches(here, [Intent("HassTurnOn", {"domain": "light", "area": "Den"})])
+    assert not intent_matches(here, [Intent("HassTurnOn", {"domain": "light", "area": "Kitchen"})])
+    assert not intent_matches(case, [Intent("HassTurnOn", {"name": "TV", "area": "Den"})])
+
+
+def test_suite_loader_judges_like_home_assistant(tmp_path: Path, ha_intents) -> None:
+    """Subfolder files run on their own (possibly empty) home with the speaker in a context area."""
+    (tmp_path / "_fixtures.yaml").write_text(
+        "areas:\n  - name: Kitchen\n    id: kitchen\nentities:\n"
+        "  - name: Kitchen Light\n    id: light.kitchen\n    area: kitchen\n"
+    )
+    (tmp_path / "light_HassTurnOn.yaml").write_text(
+        'language: en\ntests:\n  - sentences: ["turn on the kitchen light"]\n'
+        "    intent:\n      name: HassTurnOn\n      slots:\n        name: Kitchen Light\n"
+    )
+    (tmp_path / "HassTurnOn").mkdir()
+    (tmp_path / "HassTurnOn" / "domain_only.yaml").write_text(
+        "---\n# HassTurnOn - domain_only\n# context_area: true\n\nlanguage: en\n"
+        'tests:\n  - sentences: ["turn on the lights in here", "lights on"]\n    slots:\n      domain: light\n'
+    )
+    groups = load_suite(tmp_path)
+    assert len(groups) == 2
+    shared, combo = groups
+    assert [e.name for e in shared[0].exposed] == ["Kitchen Light"] and shared[1][0].area is None
+    combo_home, cases = combo
+    assert not combo_home.exposed and [a.name for a in combo_home.areas] == [CONTEXT_AREA]
+    assert all(c.intent == "HassTurnOn" and c.area == CONTEXT_AREA and c.context_area_slot for c in cases)
+    engine = IntentEngine.build(combo_home, None, ha_intents)
+    report = evaluate(groups, lambda h: IntentEngine.build(h, None, ha_intents).parse)
+    assert report.accuracy == 1.0, [(o.case.sentence, o.got) for o in report.outcomes if not o.ok]
+    assert engine.parse("lights on", CONTEXT_AREA).intent.slots == {"domain": "light", "area": CONTEXT_AREA}
 
 
 def test_templates_fast_path(home, ha_intents) -> None:
