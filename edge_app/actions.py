@@ -16,11 +16,15 @@ from runtime.home import Entity, Home
 from runtime.intents.result import Intent
 from runtime.intents.schema import INTENT_DOMAINS
 
-ON_SERVICES = {"cover": "open_cover", "valve": "open_valve", "lock": "lock", "vacuum": "start"}
-OFF_SERVICES = {"cover": "close_cover", "valve": "close_valve", "lock": "unlock", "vacuum": "return_to_base"}
+ON_SERVICES = {
+    "cover": "open_cover", "valve": "open_valve", "lock": "lock", "vacuum": "start", "lawn_mower": "start_mowing",
+}  # fmt: skip
+OFF_SERVICES = {
+    "cover": "close_cover", "valve": "close_valve", "lock": "unlock", "vacuum": "return_to_base", "lawn_mower": "dock",
+}  # fmt: skip
 CONTROLLABLE = {
     "light", "switch", "fan", "cover", "valve", "lock", "scene", "script", "input_boolean",
-    "media_player", "climate", "vacuum", "humidifier", "siren", "automation",
+    "media_player", "climate", "vacuum", "humidifier", "siren", "automation", "lawn_mower",
 }  # fmt: skip
 MEDIA_SERVICES = {
     "HassMediaPause": ("media_pause", "Paused"),
@@ -54,6 +58,7 @@ class Action:
     reply: str = ""
     error: str = ""
     kind: str = "control"  # control | query | local
+    volume_step: float | None = None  # HassSetVolumeRelative: percent points, applied to each player's level
 
     @property
     def sensitive(self) -> list[Entity]:
@@ -190,6 +195,25 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
         level = max(0, min(100, int(slots.get("volume_level", 50))))
         call = ServiceCall("media_player", "volume_set", tuple(e.id for e in targets), {"volume_level": level / 100})
         return Action(intent, targets, [call], f"Volume set to {level}%")
+    if n == "HassSetVolumeRelative":
+        # Home Assistant's handler: "up"/"down" is a 10-point step, a number is a step in percent points;
+        # the new level depends on each player's current one, so execute() turns it into volume_set calls.
+        step = slots.get("volume_step", "up")
+        step = {"up": 10.0, "down": -10.0}.get(step, step) if isinstance(step, str) else step
+        try:
+            step = float(step)
+        except (TypeError, ValueError):
+            return Action(intent, error=f"I can't change the volume by {step}")
+        reply = f"Volume {'up' if step > 0 else 'down'}"
+        return Action(intent, targets, [], reply, volume_step=step)
+    if n in ("HassMediaPlayerMute", "HassMediaPlayerUnmute"):
+        mute = n == "HassMediaPlayerMute"
+        call = ServiceCall("media_player", "volume_mute", tuple(e.id for e in targets), {"is_volume_muted": mute})
+        return Action(intent, targets, [call], "Muted" if mute else "Unmuted")
+    if n in ("HassLawnMowerStartMowing", "HassLawnMowerDock"):
+        service = "start_mowing" if n == "HassLawnMowerStartMowing" else "dock"
+        call = ServiceCall("lawn_mower", service, tuple(e.id for e in targets))
+        return Action(intent, targets, [call], "Started mowing" if service == "start_mowing" else "Returning to the dock")
     if n == "HassMediaSearchAndPlay":
         query = str(slots.get("search_query", "")).strip()
         data = {"media_content_id": query, "media_content_type": str(slots.get("media_class", "music"))}

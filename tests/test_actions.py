@@ -14,7 +14,7 @@ from edge_app.backends.sim import SimBackend
 from edge_app.execute import execute
 from edge_app.state_store import StateError, StateStore
 from edge_app.timers import Timers
-from runtime.home import load_home
+from runtime.home import home_from_dict, load_home
 from runtime.intents.result import Intent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,29 @@ def test_home_assistant_service_semantics(home, sim) -> None:
     do(home, sim, "HassTurnOn", area="Office", domain="light")
     do(home, sim, "HassTurnOff", "Office", domain="light")
     assert state(sim, "light.desk_lamp")[0] == "off"
+
+
+def test_relative_volume_mute_and_lawn_mower(home, sim, tmp_path) -> None:
+    """Intents newer template releases added: each acts the way Home Assistant's handlers do."""
+    do(home, sim, "HassSetVolume", name="TV", volume_level=40)
+    out = do(home, sim, "HassSetVolumeRelative", name="TV", volume_step="up")
+    assert out.delivered and state(sim, "media_player.tv")[1]["volume_level"] == 0.5  # +10 points
+    do(home, sim, "HassSetVolumeRelative", name="TV", volume_step=-30)
+    assert state(sim, "media_player.tv")[1]["volume_level"] == 0.2
+    do(home, sim, "HassSetVolumeRelative", name="TV", volume_step=-90)
+    assert state(sim, "media_player.tv")[1]["volume_level"] == 0.0  # clamped
+    do(home, sim, "HassMediaPlayerMute", name="TV")
+    assert state(sim, "media_player.tv")[1]["is_volume_muted"] is True
+    do(home, sim, "HassMediaPlayerUnmute", name="TV")
+    assert state(sim, "media_player.tv")[1]["is_volume_muted"] is False
+    garden = home_from_dict({"entities": [{"name": "Mower", "id": "lawn_mower.mower", "state": "docked"}]})
+    store = StateStore.open(tmp_path / "garden.sqlite")
+    backend = SimBackend.open(garden, store)
+    out = execute(plan(Intent("HassLawnMowerStartMowing", {}), garden), backend, Timers(store))
+    assert out.delivered and store.entity("lawn_mower.mower")[0] == "mowing", out
+    execute(plan(Intent("HassLawnMowerDock", {"name": "Mower"}), garden), backend, Timers(store))
+    assert store.entity("lawn_mower.mower")[0] == "docked"
+    store.close()
 
 
 def test_queries_are_answered_from_the_state(home, sim) -> None:

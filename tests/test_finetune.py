@@ -36,7 +36,8 @@ def test_sampler_produces_home_assistant_labels(ha_intents) -> None:
 
 
 def test_a_few_lora_steps_write_an_adapter(tmp_path: Path) -> None:
-    from export.llm.finetune import FinetuneConfig, finetune
+    from export.llm.finetune import finetune
+    from export.llm.recipe import FinetuneConfig
 
     cfg = FinetuneConfig(steps=2, batch_size=2, train_examples=8, eval_examples=2)
     report = finetune(tmp_path / "adapter", config=cfg, progress=False)

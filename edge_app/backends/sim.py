@@ -56,12 +56,17 @@ def apply_service(domain: str, service: str, state: str, attrs: dict[str, Any], 
         return (state if state != "off" else "heat"), a
     if domain == "vacuum":
         return {"start": "cleaning", "return_to_base": "returning", "turn_on": "cleaning"}.get(service, "docked"), a
+    if domain == "lawn_mower":
+        return {"start_mowing": "mowing", "turn_on": "mowing", "dock": "docked", "turn_off": "docked"}[service], a
     if domain == "fan" and service == "set_percentage":
         a["percentage"] = data["percentage"]
         return ("on" if data["percentage"] > 0 else "off"), a
     if domain == "media_player":
         if service == "volume_set":
             a["volume_level"] = data["volume_level"]
+            return state, a
+        if service == "volume_mute":
+            a["is_volume_muted"] = bool(data["is_volume_muted"])
             return state, a
         if service in ("media_next_track", "media_previous_track"):
             a[TRACK] = int(a.get(TRACK, 1)) + (1 if service == "media_next_track" else -1)
