@@ -212,3 +212,26 @@ def test_large_home_grammar_and_prompt_stay_bounded(intent_llm, ha_intents) -> N
     result = engine.parse("please switch lamp 977 on right now", templates=False)
     # The right one of 1,000 similar names (the grammar admits all of them, the prompt lists 8).
     assert result.intent.name == "HassTurnOn" and result.intent.slots.get("name") == "Lamp 977", result
+
+
+def test_io_binding_path_gives_the_same_answers(llm_bundle: Path, home, intent_llm) -> None:
+    """The IO-binding loop (the GPU path: KV cache kept as device OrtValues) runs here on CPU
+    OrtValues and must decode exactly what the plain loop decodes, logits within float noise."""
+    import numpy as np
+
+    from runtime.bundle import verify
+    from runtime.intents.llm import load_llm
+    from runtime.intents.prompt import candidates, user_message
+    from runtime.intents.schema import answer_schema
+
+    bound = load_llm(verify(llm_bundle, hash_files=False), io_binding=True)
+    assert bound.io_binding and not intent_llm.io_binding
+    ids = bound.encode("turn on the desk lamp")
+    a, _ = intent_llm._forward(ids, intent_llm.prefix_cache)
+    b, _ = bound._forward(ids, bound.prefix_cache)
+    assert np.abs(a - b).max() < 1e-3
+    grammar = bound.grammar(answer_schema(bound.spec, home))
+    for text in ("it's too dark in the office", "kill the kitchen lights", "set the bedroom lamp to 30 percent"):
+        message = user_message(text, candidates(home, text), None)
+        plain, via_binding = intent_llm.generate(message, grammar), bound.generate(message, grammar)
+        assert via_binding.text == plain.text and via_binding.model_steps == plain.model_steps, text

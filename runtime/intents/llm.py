@@ -8,6 +8,10 @@ short loop so that we control the three things that make it fast on a CPU:
   grammar forces (``{"name":"``, ``","slots":{``, the rest of a unique name...) are fed to the model
   in one batch instead of one decoding step each (fast-forward);
 - the answer is compact JSON with fixed key order, so only real choices cost a model step.
+
+On a GPU (``io_binding``, the default there) the KV cache lives in device memory as OrtValues from
+one step to the next and only the ids go in and the last logits row comes out; on the CPU provider
+numpy feeds are already used in place, so plain ``run`` is kept there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from runtime.bundle import Bundle, BundleError
@@ -46,7 +51,12 @@ class IntentLLM:
     """A loaded LLM variant with its cached instruction prefix."""
 
     def __init__(
-        self, bundle: Bundle, variant: str = "int8", device: str = "cpu", threads: int | None = None
+        self,
+        bundle: Bundle,
+        variant: str = "int8",
+        device: str = "cpu",
+        threads: int | None = None,
+        io_binding: bool | None = None,
     ):
         import llguidance
 
@@ -56,6 +66,8 @@ class IntentLLM:
             raise BundleError(f"{bundle.root}: no LLM variant '{variant}' (have: {have})")
         self.variant = variant
         self.device = resolve_device(device)
+        self.io_binding = self.device != "cpu" if io_binding is None else io_binding
+        self._ort_device = "cuda" if self.device != "cpu" else "cpu"
         self.config = comp
         self.session = open_session(
             bundle.path(comp["variants"][variant]["file"]), self.device, threads, spinning=True
@@ -83,12 +95,20 @@ class IntentLLM:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def _empty_cache(self) -> list[np.ndarray]:
-        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
+    def _empty_cache(self) -> list:
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self._kv_dtype())
+        if self.io_binding:
+            return [ort.OrtValue.ortvalue_from_numpy(empty, self._ort_device, 0) for _ in range(2 * self.layers)]
         return [empty] * (2 * self.layers)
 
-    def _forward(self, ids: list[int], cache: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _kv_dtype(self) -> type:
+        kind = next(i.type for i in self.session.get_inputs() if i.name == "past_key_values.0.key")
+        return np.float16 if "float16" in kind else np.float32
+
+    def _forward(self, ids: list[int], cache: list) -> tuple[np.ndarray, list]:
         """Feed ``ids`` after ``cache``; returns the last position's logits and the grown cache."""
+        if self.io_binding:
+            return self._forward_bound(ids, cache)
         past = cache[0].shape[2]
         feeds: dict[str, np.ndarray] = {
             "input_ids": np.asarray([ids], dtype=np.int64),
@@ -102,6 +122,24 @@ class IntentLLM:
         for i in range(self.layers):
             grown += [out[f"present.{i}.key"], out[f"present.{i}.value"]]
         return out["logits"][0, -1], grown
+
+    def _forward_bound(self, ids: list[int], cache: list) -> tuple[np.ndarray, list]:
+        """The same step with IO binding: past K/V are bound in place, present K/V stay on the device."""
+        past = cache[0].shape()[2]
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
+        binding.bind_cpu_input("attention_mask", np.ones((1, past + len(ids)), dtype=np.int64))
+        for i in range(self.layers):
+            binding.bind_ortvalue_input(f"past_key_values.{i}.key", cache[2 * i])
+            binding.bind_ortvalue_input(f"past_key_values.{i}.value", cache[2 * i + 1])
+        for name in self._outputs:
+            binding.bind_output(name, "cpu" if name == "logits" else self._ort_device)
+        self.session.run_with_iobinding(binding)
+        out = dict(zip(self._outputs, binding.get_outputs(), strict=True))
+        grown = []
+        for i in range(self.layers):
+            grown += [out[f"present.{i}.key"], out[f"present.{i}.value"]]
+        return np.asarray(out["logits"].numpy()[0, -1], dtype=np.float32), grown
 
     def decode_rate(self, steps: int = 32) -> float:
         """Raw model decoding speed (tokens/s): one token per step on top of the cached prefix."""
@@ -196,11 +234,15 @@ class IntentLLM:
 
 
 def load_llm(
-    bundle: Bundle, variant: str | None = None, device: str = "cpu", threads: int | None = None
+    bundle: Bundle,
+    variant: str | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    io_binding: bool | None = None,
 ) -> IntentLLM:
     comp = bundle.component("llm")
     variant = variant or comp.get("default_variant", "int8")
-    return IntentLLM(bundle, variant, device, threads)
+    return IntentLLM(bundle, variant, device, threads, io_binding)
 
 
 def llm_available(bundle: Bundle) -> bool:
