@@ -1,17 +1,24 @@
 """Which onnxruntime execution providers to use, and how sessions are configured.
 
-Preference is TensorRT > CUDA > CPU among what the installed onnxruntime build offers; a user can
-name one explicitly (``--device cpu|cuda|tensorrt``). An unknown or unavailable device is a clear
-:class:`DeviceError`, never a silent fallback: a user who asked for the GPU must know they did not
-get it.
+Preference is TensorRT > CUDA > CPU among what this machine can run; a user can name one explicitly
+(``--device cpu|cuda|tensorrt``). ``auto`` takes the best one and logs, once per process and
+reason, why each better one was passed over. A named device that is unknown or unavailable, or that
+onnxruntime could not start for a graph, is a clear :class:`DeviceError`, never a silent fallback: a
+user who asked for the GPU must know they did not get it.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from pathlib import Path
 
 import onnxruntime as ort
+
+log = logging.getLogger("casavox.providers")
+# Where an NVIDIA driver shows itself: desktop/server drivers, and Jetson's (L4T) GPU device nodes.
+GPU_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu/igpu0/ctrl")
 
 PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -25,23 +32,49 @@ class DeviceError(ValueError):
     """A requested execution device that does not exist or is not available here."""
 
 
+def gpu_present() -> bool:
+    return any(Path(p).exists() for p in GPU_MARKERS)
+
+
+def unavailable_reason(device: str) -> str | None:
+    """Why ``device`` cannot run here, or None when it can."""
+    if device == "cpu":
+        return None
+    have = ort.get_available_providers()
+    if PROVIDERS[device] not in have:
+        return (
+            f"this onnxruntime build ({ort.__version__}) has no {PROVIDERS[device]} "
+            f"(it has {', '.join(have)}); install casavox[gpu] on a machine with an NVIDIA GPU"
+        )
+    if not gpu_present():
+        return f"{PROVIDERS[device]} is installed but no NVIDIA GPU driver was found ({', '.join(GPU_MARKERS)})"
+    return None
+
+
 def available_devices() -> list[str]:
-    have = set(ort.get_available_providers())
-    return [d for d in PREFERENCE if PROVIDERS[d] in have]
+    return [d for d in PREFERENCE if unavailable_reason(d) is None]
+
+
+@functools.cache
+def _note_once(message: str) -> None:
+    log.info(message)
 
 
 def resolve_device(device: str = "cpu") -> str:
-    """``auto`` picks the best available; a named device must be available."""
+    """``auto`` picks the best available (logging why better ones were skipped); a named device must
+    be available."""
     device = device.lower().strip()
     if device == "auto":
-        return available_devices()[0]
+        for candidate in PREFERENCE:
+            reason = unavailable_reason(candidate)
+            if reason is None:
+                return candidate
+            _note_once(f"device auto: skipping {candidate}: {reason}")
     if device not in PROVIDERS:
         raise DeviceError(f"unknown device '{device}' (choose from auto, {', '.join(PREFERENCE)})")
-    if device not in available_devices():
-        raise DeviceError(
-            f"device '{device}' is not available in this onnxruntime build "
-            f"(available: {', '.join(available_devices())}); install casavox[gpu] on a machine with an NVIDIA GPU"
-        )
+    reason = unavailable_reason(device)
+    if reason is not None:
+        raise DeviceError(f"device '{device}' is not available: {reason}")
     return device
 
 
@@ -84,6 +117,15 @@ def session_options(threads: int | None = None, spinning: bool = False) -> ort.S
 def open_session(
     path: Path, device: str = "cpu", threads: int | None = None, spinning: bool = False
 ) -> ort.InferenceSession:
-    return ort.InferenceSession(
+    """A session on ``device``; DeviceError if onnxruntime quietly fell back to another provider
+    (it does that when, say, the CUDA libraries it needs are missing)."""
+    session = ort.InferenceSession(
         str(path), sess_options=session_options(threads, spinning), providers=provider_list(device, path.parent)
     )
+    wanted, active = PROVIDERS[resolve_device(device)], session.get_providers()
+    if wanted not in active:
+        raise DeviceError(
+            f"onnxruntime could not start {wanted} for {Path(path).name} (running on {', '.join(active)}); "
+            "check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs"
+        )
+    return session
