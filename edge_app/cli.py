@@ -40,7 +40,7 @@ def cmd_export_asr(args: argparse.Namespace) -> int:
     from export.asr.source import SourceError
     from runtime.bundle import BundleError
 
-    quants = tuple(dict.fromkeys(args.quant or ["fp32", "int8", "fp16"]))
+    quants = tuple(dict.fromkeys(args.quant or TARGET_QUANTS["asr"][args.target]))
     try:
         result = export_asr(
             Path(args.out),
@@ -101,6 +101,29 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         else:
             print(result.text if len(args.files) == 1 else f"{name}\t{result.text}")
     return status
+
+
+# --target: which variants to build when --quant is not given. The GPU variants are fp16 graphs with
+# TensorRT optimization profiles in the manifest; "gpu" keeps the CPU ones, so one bundle serves both.
+TARGET_QUANTS = {
+    "asr": {"cpu": ["fp32", "int8"], "gpu": ["fp32", "int8", "fp16"], "all": ["fp32", "int8", "fp16"]},
+    "llm": {"cpu": ["int8"], "gpu": ["int8", "fp16"], "all": ["int8", "fp16"]},
+}
+
+
+def cmd_build_engines(args: argparse.Namespace) -> int:
+    from runtime.bundle import BundleError
+    from runtime.trt.build import EngineBuildError, build_engines
+
+    try:
+        report = build_engines(Path(args.bundle), int8=args.int8, workspace_gb=args.workspace_gb, only=args.only)
+    except (EngineBuildError, BundleError) as exc:
+        return _fail(str(exc))
+    for rel, entry in report.built.items():
+        print(f"{rel}: {entry['file']} ({entry['build_s']} s), parity {json.dumps(entry['parity'])}")
+    for rel, why in report.skipped.items():
+        print(f"{rel}: skipped, {why}")
+    return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -231,7 +254,7 @@ def cmd_export_llm(args: argparse.Namespace) -> int:
     from export.llm.source import LlmSourceError
     from runtime.bundle import BundleError
 
-    quants = tuple(dict.fromkeys(args.quant or ["int8", "fp16"]))
+    quants = tuple(dict.fromkeys(args.quant or TARGET_QUANTS["llm"][args.target]))
     try:
         result = export_llm(Path(args.out), args.base, Path(args.adapter) if args.adapter else None, quants)
     except (LlmParityError, LlmSourceError, BundleError, ValueError) as exc:
@@ -260,6 +283,15 @@ def _intent_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.5,
         help="LLM answers less sure than this become 'not understood' (default 0.5)",
+    )
+
+
+def _target_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target",
+        choices=["cpu", "gpu", "all"],
+        default="all",
+        help="cpu: CPU variants only; gpu/all: also the fp16 GPU graphs with TensorRT profiles (default all)",
     )
 
 
@@ -296,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default per variant: fp32 0.025, fp16 0.05, int8 0.10)",
     )
     p.add_argument("--cache", help="folder to cache synthesized calibration speech")
+    _target_arg(p)
     p.set_defaults(func=cmd_export_asr)
 
     p = esub.add_parser(
@@ -314,7 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["int8", "int4", "fp16", "fp32"],
         help="variant to build; repeat for several (default: int8 and fp16)",
     )
+    _target_arg(p)
     p.set_defaults(func=cmd_export_llm)
+
+    p = sub.add_parser(
+        "build-engines", help="TensorRT engines for a bundle's GPU graphs, built on this device's GPU"
+    )
+    p.add_argument("bundle")
+    p.add_argument("--int8", action="store_true", help="also allow int8 kernels (default fp16 only)")
+    p.add_argument("--workspace-gb", type=float, default=2.0, help="TensorRT builder workspace (default 2)")
+    p.add_argument("--only", action="append", choices=["asr", "llm"], help="component(s) to build (default all)")
+    p.set_defaults(func=cmd_build_engines)
 
     p = sub.add_parser("parse", help="text -> Home Assistant intent JSON for a home")
     p.add_argument("bundle")

@@ -148,6 +148,7 @@ def _referenced(manifest: dict[str, Any]) -> set[str]:
                 walk(value)
 
     walk(manifest["components"])
+    walk(manifest.get("engines", {}))  # TensorRT engines built on the device (runtime/trt/build.py)
     return refs
 
 

@@ -78,12 +78,15 @@ def resolve_device(device: str = "cpu") -> str:
     return device
 
 
-def provider_list(device: str, cache_dir: Path | None = None) -> list:
-    """The provider chain for a device: the device first, then CPU for any op it lacks."""
+def provider_list(device: str, cache_dir: Path | None = None, trt_options: dict | None = None) -> list:
+    """The provider chain for a device: the device first, then CUDA and CPU for any op it lacks.
+
+    TensorRT keeps the engines it builds in an on-disk cache beside the graph (the first start on a
+    new GPU builds them, later starts load them), with the graph's optimization profile when known."""
     device = resolve_device(device)
     chain: list = []
     if device == "tensorrt":
-        opts = {"trt_fp16_enable": True}
+        opts: dict = {"trt_fp16_enable": True, **(trt_options or {})}
         if cache_dir is not None:
             opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir))
         chain.append((PROVIDERS["tensorrt"], opts))
@@ -115,12 +118,18 @@ def session_options(threads: int | None = None, spinning: bool = False) -> ort.S
 
 
 def open_session(
-    path: Path, device: str = "cpu", threads: int | None = None, spinning: bool = False
+    path: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    spinning: bool = False,
+    trt_options: dict | None = None,
 ) -> ort.InferenceSession:
     """A session on ``device``; DeviceError if onnxruntime quietly fell back to another provider
     (it does that when, say, the CUDA libraries it needs are missing)."""
     session = ort.InferenceSession(
-        str(path), sess_options=session_options(threads, spinning), providers=provider_list(device, path.parent)
+        str(path),
+        sess_options=session_options(threads, spinning),
+        providers=provider_list(device, Path(path).parent, trt_options),
     )
     wanted, active = PROVIDERS[resolve_device(device)], session.get_providers()
     if wanted not in active:
@@ -129,3 +138,19 @@ def open_session(
             "check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs"
         )
     return session
+
+
+def open_graph(bundle, rel: str, device: str = "cpu", threads: int | None = None, spinning: bool = False):
+    """A session for the bundle's graph ``rel``. On ``tensorrt``: the engine ``casavox build-engines``
+    made for this GPU when there is one (else the ONNX graph, the reason logged), and the graph's
+    optimization profile for onnxruntime's TensorRT provider."""
+    device = resolve_device(device)
+    if device != "tensorrt":
+        return open_session(bundle.path(rel), device, threads, spinning)
+    from runtime.trt.device import gpu_facts
+    from runtime.trt.engines import choose_graph
+    from runtime.trt.profiles import ort_shape_options
+
+    path, _ = choose_graph(bundle, rel, gpu_facts())
+    profile = bundle.manifest["graphs"].get(rel, {}).get("trt_profile")
+    return open_session(path, device, threads, spinning, ort_shape_options(profile) if profile else None)

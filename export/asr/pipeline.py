@@ -25,6 +25,7 @@ from export.onnx_tools import convert_fp16, describe_graph, export_module, quant
 from export.speech_set import CALIBRATION, normalize, speech_set, word_error_rate
 from runtime import bundle as fmt
 from runtime.asr.transcriber import TrimPolicy
+from runtime.trt.profiles import graph_profile
 
 QUANTS = ("fp32", "int8", "fp16")
 # Transcripts of a variant may differ from PyTorch's on at most this share of words (normalized
@@ -201,12 +202,10 @@ def export_asr(
         for v in variants.values():
             for key, role in (("encoder_file", "encoder"), ("decoder_file", "decoder")):
                 rel = v[key]
-                manifest["graphs"][rel] = {
-                    "component": "asr",
-                    "role": role,
-                    "quant": v["quant"],
-                    **describe_graph(work / rel),
-                }
+                graph = {"component": "asr", "role": role, "quant": v["quant"], **describe_graph(work / rel)}
+                if v["quant"] == "fp16":  # the GPU graphs: the shape ranges a TensorRT build needs
+                    graph["trt_profile"] = graph_profile(graph)
+                manifest["graphs"][rel] = graph
         fmt.write_manifest(work, manifest)
 
         stage("parity vs PyTorch")

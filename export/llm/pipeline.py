@@ -34,6 +34,7 @@ from export.llm.source import load_llm_source
 from export.onnx_tools import describe_graph
 from runtime import bundle as fmt
 from runtime.intents.prompt import END, PREFIX, SUFFIX
+from runtime.trt.profiles import graph_profile
 
 # variant -> (builder precision, execution provider, builder extra options)
 QUANTS: dict[str, tuple[str, str, list[str]]] = {
@@ -288,12 +289,10 @@ def export_llm(
         for path in sorted(llm.iterdir()):
             fmt.add_file(work, manifest, f"llm/{path.name}")
         for v in variants.values():
-            manifest["graphs"][v["file"]] = {
-                "component": "llm",
-                "role": "decoder",
-                "quant": v["quant"],
-                **describe_graph(work / v["file"]),
-            }
+            graph = {"component": "llm", "role": "decoder", "quant": v["quant"], **describe_graph(work / v["file"])}
+            if v["quant"] == "fp16":  # the GPU graph: the shape ranges a TensorRT build needs
+                graph["trt_profile"] = graph_profile(graph, {"kv_cache_dim": component["head_dim"]})
+            manifest["graphs"][v["file"]] = graph
         fmt.write_manifest(work, manifest)
 
         bar.set_postfix_str("parity vs PyTorch")

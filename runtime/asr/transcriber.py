@@ -21,7 +21,7 @@ from runtime.asr.mel import HOP, log_mel, log_mel_zero_padded
 from runtime.asr.tokenizer import WhisperTokenizer
 from runtime.audio.io import SAMPLE_RATE, AudioError
 from runtime.bundle import Bundle, BundleError, verify
-from runtime.providers import open_session, resolve_device
+from runtime.providers import open_graph, resolve_device
 
 WINDOW_S = 30.0
 SILENCE_PEAK = 1e-4  # digital silence: nothing to transcribe
@@ -87,8 +87,8 @@ class Transcriber:
         # IO binding keeps the KV cache on the GPU; on the CPU provider plain run() is copy-free.
         self.io_binding = self.device != "cpu" if io_binding is None else io_binding
         files = variants[variant]
-        self.encoder = open_session(bundle.path(files["encoder_file"]), self.device, threads)
-        self.decoder = open_session(bundle.path(files["decoder_file"]), self.device, threads)
+        self.encoder = open_graph(bundle, files["encoder_file"], self.device, threads)
+        self.decoder = open_graph(bundle, files["decoder_file"], self.device, threads)
         self.tokenizer = WhisperTokenizer.from_file(bundle.path(asr["tokenizer_file"]), eot=asr["eot"])
         self.filters = np.load(bundle.path(asr["mel_filters_file"]), allow_pickle=False)
         self.config = DecodeConfig(

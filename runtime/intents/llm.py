@@ -26,7 +26,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from runtime.bundle import Bundle, BundleError
-from runtime.providers import open_session, resolve_device
+from runtime.providers import open_graph, resolve_device
 
 
 @dataclass
@@ -69,9 +69,7 @@ class IntentLLM:
         self.io_binding = self.device != "cpu" if io_binding is None else io_binding
         self._ort_device = "cuda" if self.device != "cpu" else "cpu"
         self.config = comp
-        self.session = open_session(
-            bundle.path(comp["variants"][variant]["file"]), self.device, threads, spinning=True
-        )
+        self.session = open_graph(bundle, comp["variants"][variant]["file"], self.device, threads, spinning=True)
         # The external-data file must be present and verified too.
         for extra in comp["variants"][variant].get("data_files", []):
             bundle.path(extra)
