@@ -8,7 +8,7 @@ STAMP := $(VENV)/.casavox-installed
 APT_PACKAGES := espeak-ng mosquitto portaudio19-dev
 BUNDLE ?= bundles/default
 
-.PHONY: install test demo benchmark lint clean system-packages bundle soak
+.PHONY: install test demo benchmark benchmark-gpu install-gpu lint clean system-packages bundle soak
 
 # System packages the tests need, installed only when missing (CI machines start bare).
 system-packages:
@@ -55,6 +55,23 @@ $(BUNDLE)/manifest.json: | install
 benchmark: install $(BUNDLE)/manifest.json
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install -q llama-cpp-python  # peer; compiles llama.cpp
 	$(BIN)/python -m benchmarks.run --bundle $(BUNDLE) $(BENCH_ARGS)
+
+# The GPU machine's extras (README "GPU"; not run on this project's CPU-only machines): onnxruntime-gpu
+# replaces the CPU onnxruntime (both install the same module), NVIDIA's cuBLAS/cuDNN wheels serve it
+# and faster-whisper's CUDA build, TensorRT + onnx for build-engines. PyTorch's CUDA build for the
+# PyTorch peer comes from TORCH_CUDA_INDEX (e.g. https://download.pytorch.org/whl/cu126) when given.
+install-gpu: install
+	@command -v nvidia-smi >/dev/null || { echo "install-gpu: no nvidia-smi: this machine has no NVIDIA driver (Jetson: see README 'Jetson')"; exit 1; }
+	$(BIN)/pip uninstall -q -y onnxruntime
+	$(BIN)/pip install -q 'onnxruntime-gpu>=1.20' nvidia-cublas-cu12 nvidia-cudnn-cu12 'tensorrt>=10' onnx
+	[ -z "$(TORCH_CUDA_INDEX)" ] || $(BIN)/pip install -q torch==2.13.0 --index-url $(TORCH_CUDA_INDEX)
+
+# The same harness on the GPU: our fp16 graphs (TensorRT provider when present, else CUDA) against
+# faster-whisper float16 and PyTorch eager fp16 on CUDA; end of speech -> action on the GPU.
+benchmark-gpu: install-gpu $(BUNDLE)/manifest.json
+	$(BIN)/python -m benchmarks.run --bundle $(BUNDLE) --providers auto \
+	  --asr-systems casavox-asr-fp16,faster-whisper-float16,pytorch-whisper \
+	  --llm-systems casavox-llm-fp16,pytorch-llm $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check runtime export edge_app benchmarks tests

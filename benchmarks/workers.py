@@ -35,6 +35,10 @@ LLM_COMMANDS = [
 ]
 PEER_TOKENS = 24  # unconstrained greedy tokens for the LLM peers (our answers average ~20 tokens)
 ASR_SYSTEMS = ["casavox-asr-int8", "casavox-asr-fp32", "faster-whisper-int8", "faster-whisper-float32", "pytorch-whisper"]
+# `make benchmark-gpu`: our fp16 graphs on the GPU provider against the same weights in faster-whisper
+# float16 on CUDA and PyTorch eager fp16 on CUDA (llama.cpp stays the CPU build unless compiled with CUDA).
+GPU_ASR_SYSTEMS = ["casavox-asr-fp16", "faster-whisper-float16", "pytorch-whisper"]
+GPU_LLM_SYSTEMS = ["casavox-llm-fp16", "pytorch-llm"]
 LLM_SYSTEMS = ["casavox-llm-int8", "llama-cpp-gguf", "pytorch-llm"]
 
 
@@ -97,6 +101,8 @@ def load_asr(system: str, bundle: Path, threads: int, device: str):
         torch.set_num_threads(threads)
         src = load_whisper_source()
         tok = WhisperTokenizer.from_file(src.tokenizer_file, src.eot)
+        if device != "cpu":  # the GPU peer: PyTorch eager, fp16 on CUDA
+            src.model.to("cuda", torch.float16)
 
         def run(i: int):
             r = torch_greedy(src.model, clips[i].audio, src.mel_filters, src.prompt, src.eot, src.suppress, src.begin_suppress)
@@ -169,13 +175,16 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
 
         torch.set_num_threads(threads)
         model, source = merged_model(None, ADAPTER_DIR)
+        where = "cuda" if device != "cpu" else "cpu"
+        if where == "cuda":  # the GPU peer: PyTorch eager, fp16 on CUDA
+            model.to("cuda", torch.float16)
         with torch.no_grad():
-            prefix_ids = source.tokenizer(_prompt("")[0], return_tensors="pt", add_special_tokens=False).input_ids
+            prefix_ids = source.tokenizer(_prompt("")[0], return_tensors="pt", add_special_tokens=False).input_ids.to(where)
             prefix_cache = model(prefix_ids, use_cache=True).past_key_values  # prefilled once
 
         def run(i: int):
             rest = _prompt(LLM_COMMANDS[i % len(LLM_COMMANDS)])[1]
-            ids = source.tokenizer(rest, return_tensors="pt", add_special_tokens=False).input_ids
+            ids = source.tokenizer(rest, return_tensors="pt", add_special_tokens=False).input_ids.to(where)
             with torch.no_grad():
                 cache = copy.deepcopy(prefix_cache)
                 t0 = time.perf_counter()

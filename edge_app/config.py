@@ -72,8 +72,8 @@ class Config:
     area: str = ""  # the room the box stands in (commands without a place act here)
     device: str = "cpu"  # cpu | cuda | tensorrt
     threads: int = 0  # 0 = onnxruntime's default
-    asr_variant: str = "int8"
-    llm_variant: str = ""  # "" = the bundle's default
+    asr_variant: str = ""  # "" = int8 on the CPU, fp16 on a GPU
+    llm_variant: str = ""  # "" = the bundle's default on the CPU (int8), fp16 on a GPU
     llm: bool = True  # the LLM fallback (off = templates only)
     backend: str = "sim"  # sim | mqtt | hass
     state_lock_timeout_s: float = 2.0

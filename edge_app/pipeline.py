@@ -65,17 +65,21 @@ class SpeechPipeline:
         home,
         device: str = "cpu",
         threads: int | None = None,
-        asr_variant: str = "int8",
+        asr_variant: str = "",
         llm_variant: str | None = None,
         use_llm: bool = True,
     ) -> SpeechPipeline:
+        """``asr_variant``/``llm_variant`` empty: int8 on the CPU, fp16 on a GPU."""
         from runtime.asr.bias import PhraseBias
         from runtime.asr.transcriber import Transcriber
         from runtime.bundle import verify
         from runtime.intents.engine import IntentEngine
         from runtime.intents.llm import llm_available, load_llm
 
+        from runtime.providers import preferred_variant
+
         bundle = verify(bundle_dir)
+        asr_variant = asr_variant or preferred_variant(device, bundle.component("asr")["variants"])
         transcriber = Transcriber(bundle, asr_variant, device, threads)
         llm = load_llm(bundle, llm_variant, device, threads) if use_llm and llm_available(bundle) else None
         engine = IntentEngine.build(home, llm)

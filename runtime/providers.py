@@ -32,6 +32,13 @@ class DeviceError(ValueError):
     """A requested execution device that does not exist or is not available here."""
 
 
+def preferred_variant(device: str, variants) -> str:
+    """The variant to run on ``device`` when none is named: the fp16 graphs on a GPU (int8
+    MatMulInteger kernels exist only on the CPU provider), int8 on the CPU."""
+    order = ["int8", "fp32", "fp16"] if resolve_device(device) == "cpu" else ["fp16", "fp32", "int8"]
+    return next((v for v in order if v in variants), sorted(variants)[0])
+
+
 def gpu_present() -> bool:
     return any(Path(p).exists() for p in GPU_MARKERS)
 

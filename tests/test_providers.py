@@ -30,3 +30,12 @@ def test_a_named_gpu_that_is_not_here_is_refused_with_the_reason() -> None:
     assert str(err.value).endswith(unavailable_reason("cuda"))
     with pytest.raises(DeviceError, match="unknown device 'gpu0'"):
         resolve_device("gpu0")
+
+
+def test_a_gpu_gets_the_fp16_graphs_and_the_cpu_the_int8_ones() -> None:
+    from runtime.providers import preferred_variant
+
+    assert preferred_variant("cpu", {"fp32": {}, "int8": {}, "fp16": {}}) == "int8"
+    assert preferred_variant("cpu", {"fp16": {}}) == "fp16"  # the only one there is
+    if "cuda" in available_devices():
+        assert preferred_variant("cuda", {"fp32": {}, "int8": {}, "fp16": {}}) == "fp16"

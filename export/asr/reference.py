@@ -32,16 +32,17 @@ def torch_greedy(
     max_tokens: int = 224,
     n_frames: int = 3000,
 ) -> ReferenceResult:
-    mel = torch.from_numpy(log_mel(audio, filters, n_frames))[None]
+    param = next(model.parameters())  # runs wherever the model is (CPU reference, or CUDA as a peer)
+    mel = torch.from_numpy(log_mel(audio, filters, n_frames))[None].to(param.device, param.dtype)
     encoded = model.model.encoder(mel).last_hidden_state
-    ids = torch.tensor([prompt])
+    ids = torch.tensor([prompt], device=param.device)
     past = None
     tokens: list[int] = []
     step_logits: list[np.ndarray] = []
     for i in range(max_tokens):
         out = model(encoder_outputs=(encoded,), decoder_input_ids=ids, cache=past, use_cache=True)
         past = out.cache
-        logits = out.logits[0, -1].float().numpy().copy()
+        logits = out.logits[0, -1].float().cpu().numpy().copy()
         step_logits.append(logits.copy())
         logits[suppress] = -np.inf
         if i == 0:
@@ -50,5 +51,5 @@ def torch_greedy(
         if token == eot:
             break
         tokens.append(token)
-        ids = torch.tensor([[token]])
+        ids = torch.tensor([[token]], device=param.device)
     return ReferenceResult(tokens, step_logits)

@@ -26,7 +26,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from runtime.bundle import Bundle, BundleError
-from runtime.providers import open_graph, resolve_device
+from runtime.providers import open_graph, preferred_variant, resolve_device
 
 
 @dataclass
@@ -239,7 +239,9 @@ def load_llm(
     io_binding: bool | None = None,
 ) -> IntentLLM:
     comp = bundle.component("llm")
-    variant = variant or comp.get("default_variant", "int8")
+    if not variant:  # the bundle's default on the CPU, the fp16 graph on a GPU
+        variant = comp.get("default_variant", "int8") if resolve_device(device) == "cpu" else None
+        variant = variant or preferred_variant(device, comp["variants"])
     return IntentLLM(bundle, variant, device, threads, io_binding)
 
 
