@@ -75,7 +75,6 @@ class SpeechPipeline:
         from runtime.bundle import verify
         from runtime.intents.engine import IntentEngine
         from runtime.intents.llm import llm_available, load_llm
-
         from runtime.providers import preferred_variant
 
         bundle = verify(bundle_dir)
