@@ -61,7 +61,9 @@ def foreign_ops(path: Path) -> list[str]:
 def _build_one(trt, path: Path, profile: dict, int8: bool, workspace_gb: float, progress: bool) -> bytes:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch: the only mode in TensorRT 10
+    # Explicit batch is the only mode in TensorRT 10; 8.x (JetPack 5 / 6.0) must ask for it.
+    explicit = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(explicit)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
