@@ -235,3 +235,13 @@ def test_io_binding_path_gives_the_same_answers(llm_bundle: Path, home, intent_l
         message = user_message(text, candidates(home, text), None)
         plain, via_binding = intent_llm.generate(message, grammar), bound.generate(message, grammar)
         assert via_binding.text == plain.text and via_binding.model_steps == plain.model_steps, text
+
+
+def test_grammar_offers_all_only_where_home_assistant_uses_it(home) -> None:
+    from runtime.intents.schema import answer_schema
+
+    spec = {"intents": {n: {"name": {"kind": "entity"}} for n in ("HassTurnOn", "HassMediaPause")}}
+    options = {o["properties"]["name"]["const"]: o for o in answer_schema(spec, home)["items"]["anyOf"]}
+    names = {n: o["properties"]["slots"]["properties"]["name"]["enum"] for n, o in options.items()}
+    assert "all" in names["HassTurnOn"] and "Desk Lamp" in names["HassTurnOn"]
+    assert "all" not in names["HassMediaPause"] and names["HassMediaPause"] == ["TV"]  # media players only

@@ -41,10 +41,16 @@ INTENT_DOMAINS = {
 }
 
 
+# Home Assistant's templates name "all" only in on/off commands over a domain ("turn off all the
+# fans" -> name "all", domain fan); offering it elsewhere let the LLM answer "pause the living room
+# media player" with name "all" (measured on the suite), which Home Assistant never does.
+ALL_NAME_INTENTS = {"HassTurnOn", "HassTurnOff"}
+
+
 def _names(home: Home, intent: str | None = None) -> list[str]:
     domains = INTENT_DOMAINS.get(intent or "")
     names = {n for e in home.exposed if domains is None or e.domain in domains for n in e.names}
-    return sorted(names | {"all"})
+    return sorted(names | ({"all"} if intent is None or intent in ALL_NAME_INTENTS else set()))
 
 
 def slot_schema(kind: dict[str, Any], home: Home, intent: str | None = None) -> dict[str, Any] | None:
