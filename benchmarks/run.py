@@ -425,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         return [f"casavox-{kind}-{v}" for v in variants if v != "fp16" or args.providers != "cpu"]
 
     args.asr_systems = args.asr_systems.split(",") if args.asr_systems else ours("asr") + [s for s in ASR_SYSTEMS if not s.startswith("casavox")]
-    args.llm_systems = args.llm_systems.split(",") if args.llm_systems else ours("llm") + [s for s in LLM_SYSTEMS if not s.startswith("casavox")]
+    # casavox-llm-int8-free: our graph asked what the peers are asked (24 free tokens), the like-for-like decode rate
+    free = [f"{s}-free" for s in ours("llm") if s == "casavox-llm-int8"]
+    args.llm_systems = args.llm_systems.split(",") if args.llm_systems else ours("llm") + free + [s for s in LLM_SYSTEMS if not s.startswith("casavox")]
     if args.quick and not args.items:
         args.items = 5
     only = set(args.only.split(",")) - {""} or set(SECTIONS)

@@ -39,7 +39,7 @@ ASR_SYSTEMS = ["casavox-asr-int8", "casavox-asr-fp32", "faster-whisper-int8", "f
 # float16 on CUDA and PyTorch eager fp16 on CUDA (llama.cpp stays the CPU build unless compiled with CUDA).
 GPU_ASR_SYSTEMS = ["casavox-asr-fp16", "faster-whisper-float16", "pytorch-whisper"]
 GPU_LLM_SYSTEMS = ["casavox-llm-fp16", "pytorch-llm"]
-LLM_SYSTEMS = ["casavox-llm-int8", "llama-cpp-gguf", "pytorch-llm"]
+LLM_SYSTEMS = ["casavox-llm-int8", "casavox-llm-int8-free", "llama-cpp-gguf", "pytorch-llm"]
 
 
 def speech_clips():
@@ -113,6 +113,30 @@ def load_asr(system: str, bundle: Path, threads: int, device: str):
 
 
 def load_llm(system: str, bundle: Path, threads: int, device: str):
+    if system.startswith("casavox-llm") and system.endswith("-free"):
+        # Our graph and loop asked exactly what the peers are asked: the cached instruction prefix,
+        # the command's tokens, then PEER_TOKENS unconstrained greedy tokens (no grammar, no
+        # fast-forward): the like-for-like decode rate against llama.cpp and PyTorch.
+        from runtime.bundle import verify
+        from runtime.intents.llm import load_llm as load
+
+        llm = load(verify(bundle, hash_files=False), system.split("-")[2], device=device, threads=threads)
+
+        def run(i: int):
+            rest = _prompt(LLM_COMMANDS[i % len(LLM_COMMANDS)])[1]
+            t0 = time.perf_counter()
+            logits, cache = llm._forward(llm.encode(rest), llm.prefix_cache)
+            prefill = (time.perf_counter() - t0) * 1e3
+            out = []
+            t0 = time.perf_counter()
+            for _ in range(PEER_TOKENS):
+                out.append(int(np.argmax(logits)))
+                logits, cache = llm._forward([out[-1]], cache)
+            decode = (time.perf_counter() - t0) * 1e3
+            stages = {"llm_prefill_ms": prefill, "llm_decode_ms": decode, "llm_decode_per_token_ms": decode / PEER_TOKENS}
+            return llm.tokenizer.decode(out), stages
+
+        return run
     if system.startswith("casavox-llm"):
         from runtime.bundle import verify
         from runtime.home import load_home

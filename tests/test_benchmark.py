@@ -21,7 +21,7 @@ def run_dir(full_bundle, tmp_path_factory, clips) -> Path:
     out = tmp_path_factory.mktemp("bench")
     cmd = [
         sys.executable, "-m", "benchmarks.run", "--bundle", str(full_bundle), "--quick", "--items", "3",
-        "--asr-systems", "casavox-asr-int8,faster-whisper-int8", "--llm-systems", "casavox-llm-int8,llama-cpp-gguf",
+        "--asr-systems", "casavox-asr-int8,faster-whisper-int8", "--llm-systems", "casavox-llm-int8,casavox-llm-int8-free,llama-cpp-gguf",
         "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
@@ -45,6 +45,8 @@ def test_results_have_every_field(run_dir: Path) -> None:
     assert r["asr"]["read_resample_ms"]["n"] == 3
     llm = r["llm"]["systems"]["casavox-llm-int8"]
     assert {"llm_prefill_ms", "llm_decode_ms", "llm_decode_per_token_ms"} <= set(llm["stages"]) and llm["decode_tok_s"] > 0
+    free = r["llm"]["systems"]["casavox-llm-int8-free"]  # our graph on the peers' task: 24 free tokens
+    assert free["decode_tok_s"] > 0 and free["stages"]["llm_decode_ms"]["n"] == 3
     peer = r["llm"]["systems"]["llama-cpp-gguf"]
     assert "skipped" in peer or peer["latency"]["n"] == 3  # not installed in CI: a row that says why
     assert r["llm"]["template_ms"]["n"] > 0
