@@ -133,12 +133,13 @@ def open_session(
 ) -> ort.InferenceSession:
     """A session on ``device``; DeviceError if onnxruntime quietly fell back to another provider
     (it does that when, say, the CUDA libraries it needs are missing)."""
+    device = resolve_device(device)
     session = ort.InferenceSession(
         str(path),
         sess_options=session_options(threads, spinning),
         providers=provider_list(device, Path(path).parent, trt_options),
     )
-    wanted, active = PROVIDERS[resolve_device(device)], session.get_providers()
+    wanted, active = PROVIDERS[device], session.get_providers()
     if wanted not in active:
         raise DeviceError(
             f"onnxruntime could not start {wanted} for {Path(path).name} (running on {', '.join(active)}); "
@@ -158,6 +159,8 @@ def open_graph(bundle, rel: str, device: str = "cpu", threads: int | None = None
     from runtime.trt.engines import choose_graph
     from runtime.trt.profiles import ort_shape_options
 
-    path, _ = choose_graph(bundle, rel, gpu_facts())
+    # nvidia-smi only when there is an engine to check against this GPU
+    has_engine = rel in bundle.manifest.get("engines", {})
+    path, _ = choose_graph(bundle, rel, gpu_facts() if has_engine else None)
     profile = bundle.manifest["graphs"].get(rel, {}).get("trt_profile")
     return open_session(path, device, threads, spinning, ort_shape_options(profile) if profile else None)

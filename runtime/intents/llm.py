@@ -83,6 +83,8 @@ class IntentLLM:
         self.head_dim = int(comp["head_dim"])
         self.max_new_tokens = int(comp.get("max_new_tokens", 96))
         self._outputs = [o.name for o in self.session.get_outputs()]
+        past_type = next(i.type for i in self.session.get_inputs() if i.name == "past_key_values.0.key")
+        self._kv_dtype = np.float16 if "float16" in past_type else np.float32
         self.prefix_text = comp["prompt"]["prefix"]
         self.suffix_text = comp["prompt"]["suffix"]
         t0 = time.perf_counter()
@@ -94,14 +96,10 @@ class IntentLLM:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def _empty_cache(self) -> list:
-        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self._kv_dtype())
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self._kv_dtype)
         if self.io_binding:
             return [ort.OrtValue.ortvalue_from_numpy(empty, self._ort_device, 0) for _ in range(2 * self.layers)]
         return [empty] * (2 * self.layers)
-
-    def _kv_dtype(self) -> type:
-        kind = next(i.type for i in self.session.get_inputs() if i.name == "past_key_values.0.key")
-        return np.float16 if "float16" in kind else np.float32
 
     def _forward(self, ids: list[int], cache: list) -> tuple[np.ndarray, list]:
         """Feed ``ids`` after ``cache``; returns the last position's logits and the grown cache."""
@@ -240,8 +238,8 @@ def load_llm(
 ) -> IntentLLM:
     comp = bundle.component("llm")
     if not variant:  # the bundle's default on the CPU, the fp16 graph on a GPU
-        variant = comp.get("default_variant", "int8") if resolve_device(device) == "cpu" else None
-        variant = variant or preferred_variant(device, comp["variants"])
+        on_cpu = resolve_device(device) == "cpu"
+        variant = comp.get("default_variant", "int8") if on_cpu else preferred_variant(device, comp["variants"])
     return IntentLLM(bundle, variant, device, threads, io_binding)
 
 
