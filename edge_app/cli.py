@@ -35,6 +35,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subset(args: argparse.Namespace) -> int:
+    from runtime.bundle import BundleError, subset
+
+    keep: dict[str, list[str]] = {}
+    for spec in args.keep:
+        name, _, variants = spec.partition("=")
+        keep[name] = [v for v in variants.split(",") if v]
+    try:
+        bundle = subset(args.bundle, args.out, keep)
+    except BundleError as exc:
+        return _fail(str(exc))
+    files = bundle.manifest["files"]
+    size = sum(m["size"] for m in files.values())
+    kept = "; ".join(f"{n}: {', '.join(c.get('variants', {}))}" for n, c in bundle.manifest["components"].items())
+    print(f"ok: {bundle.root} ({len(files)} files, {size / 1e6:.1f} MB; {kept})")
+    return 0
+
+
 def cmd_export_asr(args: argparse.Namespace) -> int:
     from export.asr.pipeline import ParityError, export_asr
     from export.asr.source import SourceError
@@ -305,6 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--no-hash", action="store_true", help="check presence and sizes only (fast)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("subset", help="copy a bundle with only the variants one device runs (e.g. fp16 for a GPU)")
+    p.add_argument("bundle")
+    p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
+    p.add_argument(
+        "--keep", action="append", required=True, metavar="COMPONENT=VARIANTS",
+        help="e.g. asr=fp16 or llm=int8,fp16; COMPONENT= drops the component; unnamed components are kept whole",
+    )
+    p.set_defaults(func=cmd_subset)
 
     export = sub.add_parser(
         "export", help="turn model weights into a bundle (workstation; needs casavox[export])"

@@ -141,6 +141,8 @@ def _referenced(manifest: dict[str, Any]) -> set[str]:
                 if key == "file" or key.endswith("_file"):
                     if isinstance(value, str):
                         refs.add(value)
+                elif key.endswith("_files") and isinstance(value, list):  # e.g. an LLM's external weights
+                    refs.update(v for v in value if isinstance(v, str))
                 else:
                     walk(value)
         elif isinstance(node, list):
@@ -178,3 +180,54 @@ def verify(root: str | Path, hash_files: bool = True) -> Bundle:
         if hash_files and sha256_file(path) != meta.get("sha256"):
             raise BundleError(f"{root}: {rel} does not match its sha256 (modified or corrupt)")
     return Bundle(root=root, manifest=manifest)
+
+
+def subset(src: str | Path, out: str | Path, keep: dict[str, list[str]]) -> Bundle:
+    """Copy a bundle keeping only some variants per component, for a device that runs only those.
+
+    ``keep`` maps a component to the variants to keep (``{"asr": ["fp16"], "llm": ["fp16"]}`` for a
+    GPU box, int8 for a CPU one); a component mapped to ``[]`` is dropped, one not named is kept
+    whole. The full bundle of a GPU export is ~0.9 GB while a Jetson runs only its ~0.4 GB of fp16
+    graphs. Files are hard-linked where the file system allows it; hashes are verified first, and
+    the output's manifest lists exactly what it references.
+    """
+    import copy
+    import shutil
+
+    bundle = verify(src)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise BundleError(f"{out}: exists and is not empty")
+    manifest = copy.deepcopy(bundle.manifest)
+    components = manifest["components"]
+    for name, variants in keep.items():
+        if name not in components:
+            raise BundleError(f"{bundle.root}: bundle has no '{name}' component")
+        if not variants:
+            del components[name]
+            continue
+        have = components[name].get("variants", {})
+        missing = sorted(set(variants) - set(have))
+        if missing:
+            raise BundleError(f"{bundle.root}: {name} has no variant {missing[0]} (it has: {', '.join(sorted(have))})")
+        components[name]["variants"] = {v: have[v] for v in have if v in variants}
+        if components[name].get("default_variant") not in variants:
+            components[name]["default_variant"] = next(iter(components[name]["variants"]))
+    used = _referenced({"graphs": {}, "components": components})
+    manifest["graphs"] = {rel: spec for rel, spec in manifest["graphs"].items() if rel in used}
+    manifest["engines"] = {rel: e for rel, e in manifest.get("engines", {}).items() if rel in used}
+    if not manifest["engines"]:
+        manifest.pop("engines")
+    wanted = _referenced(manifest)
+    manifest["files"] = {rel: meta for rel, meta in manifest["files"].items() if rel in wanted}
+    manifest["subset_of"] = {"created_at": bundle.manifest.get("created_at"), "keep": keep}
+    out.mkdir(parents=True, exist_ok=True)
+    for rel in manifest["files"]:
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(bundle.root / rel, target)
+        except OSError:
+            shutil.copy2(bundle.root / rel, target)
+    write_manifest(out, manifest)
+    return verify(out, hash_files=False)

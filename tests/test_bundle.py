@@ -143,3 +143,49 @@ def test_manifest_records_graphs_parity_and_versions(asr_bundle: Path) -> None:
     assert asr["variants"]["fp32"]["parity"]["max_abs_logit_diff"] < 1e-2
     for lib in ("torch", "onnx", "onnxruntime", "transformers"):
         assert lib in m["versions"]
+
+
+def test_subset_keeps_only_what_one_device_runs(full_bundle: Path, clips, tmp_path: Path) -> None:
+    """`casavox subset`: the copy verifies with hashes, lists exactly the kept graphs and their
+    tokenizers, and transcribes like the original."""
+    full = fmt.verify(full_bundle, hash_files=False).manifest
+    done = _cli("subset", str(full_bundle), "--out", str(tmp_path / "cpu"), "--keep", "asr=int8", "--keep", "llm=")
+    assert done.returncode == 0, done.stderr
+    small = fmt.verify(tmp_path / "cpu").manifest
+    assert set(small["components"]) == {"asr"}
+    assert set(small["components"]["asr"]["variants"]) == {"int8"}
+    kept = set(small["files"])
+    assert kept == {"asr/encoder.int8.onnx", "asr/decoder.int8.onnx", "asr/tokenizer.json", "asr/mel_filters.npy"}
+    assert set(small["graphs"]) == {"asr/encoder.int8.onnx", "asr/decoder.int8.onnx"}
+    assert all(small["files"][rel] == full["files"][rel] for rel in kept)
+    from runtime.asr.transcriber import load_transcriber
+
+    original = load_transcriber(full_bundle, "int8", verify_hashes=False)
+    copy = load_transcriber(tmp_path / "cpu", "int8")
+    assert copy.transcribe(clips[0].audio).text == original.transcribe(clips[0].audio).text
+
+
+def test_subset_keeps_external_weights_and_verify_requires_them_listed(full_bundle: Path, tmp_path: Path) -> None:
+    llm_variant = next(iter(fmt.verify(full_bundle, hash_files=False).component("llm")["variants"]))
+    out = tmp_path / "llm"
+    b = fmt.subset(full_bundle, out, {"asr": [], "llm": [llm_variant]})
+    data_files = b.component("llm")["variants"][llm_variant]["data_files"]
+    assert data_files and all(rel in b.manifest["files"] for rel in data_files)
+    assert b.component("llm")["default_variant"] == llm_variant
+    m = _manifest(out)
+    del m["files"][data_files[0]]
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(fmt.BundleError, match=f"{data_files[0]} is referenced but not listed"):
+        fmt.verify(out)
+
+
+def test_subset_refuses_an_unknown_variant_and_a_used_folder(full_bundle: Path, tmp_path: Path) -> None:
+    bad = _cli("subset", str(full_bundle), "--out", str(tmp_path / "x"), "--keep", "asr=fp64")
+    assert bad.returncode == 1 and "asr has no variant fp64" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x").exists()
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    bad = _cli("subset", str(full_bundle), "--out", str(used), "--keep", "asr=int8")
+    assert bad.returncode == 1 and "not empty" in bad.stderr
+    assert (used / "notes.txt").read_text() == "mine"
