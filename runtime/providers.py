@@ -26,6 +26,13 @@ PROVIDERS = {
     "cpu": "CPUExecutionProvider",
 }
 PREFERENCE = ["tensorrt", "cuda", "cpu"]
+# Attention kernels the CUDA provider may pick: flash, memory-efficient and the unfused fallback
+# (onnxruntime's AttentionBackend bits 1 | 2 | 16), not cuDNN's. onnxruntime prefers cuDNN's
+# attention for fp16 on Hopper and newer, and cuDNN builds an execution plan for every new sequence
+# length: measured on an H200 (benchmarks/gpu_check.py shapes), 35-45 ms the first time a length
+# is seen against 3.5 ms after. An LLM's KV cache grows by one position per token, so every decode
+# step of a new command paid it (a command took 300-590 ms instead of ~60).
+CUDA_OPTIONS = {"sdpa_kernel": str(1 | 2 | 16)}
 
 
 class DeviceError(ValueError):
@@ -55,6 +62,36 @@ def unavailable_reason(device: str) -> str | None:
         )
     if not gpu_present():
         return f"{PROVIDERS[device]} is installed but no NVIDIA GPU driver was found ({', '.join(GPU_MARKERS)})"
+    return _provider_library_error(device)
+
+
+@functools.cache
+def _provider_library_error(device: str) -> str | None:
+    """Whether the provider's own library loads, with the CUDA/cuDNN/TensorRT libraries it links.
+
+    onnxruntime-gpu lists the TensorRT (and CUDA) provider as available whether or not TensorRT's
+    (or CUDA's) libraries exist; a session asked for it then logs an error and runs elsewhere. The
+    common desktop setup, onnxruntime-gpu without TensorRT, would make ``auto`` pick a provider that
+    cannot start. Loading the provider library answers exactly, and the loader's message names the
+    missing library. CUDA/cuDNN from NVIDIA's pip wheels are found through onnxruntime's own
+    ``preload_dlls`` (they are not on the loader's path)."""
+    import contextlib
+    import ctypes
+    import io
+
+    library = Path(ort.__file__).parent / "capi" / f"libonnxruntime_providers_{device}.so"
+    if not library.is_file():  # not a pip layout (a Jetson build may link providers in): trust the list
+        return None
+    if hasattr(ort, "preload_dlls"):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints its warnings
+                ort.preload_dlls(directory="")
+        except Exception:  # noqa: BLE001 - a partial preload is fine; the load below decides
+            pass
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return f"onnxruntime's {PROVIDERS[device]} cannot load its libraries ({exc})"
     return None
 
 
@@ -98,7 +135,7 @@ def provider_list(device: str, cache_dir: Path | None = None, trt_options: dict 
             opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir))
         chain.append((PROVIDERS["tensorrt"], opts))
     if device in ("tensorrt", "cuda"):
-        chain.append(PROVIDERS["cuda"])
+        chain.append((PROVIDERS["cuda"], dict(CUDA_OPTIONS)))
     chain.append(PROVIDERS["cpu"])
     return chain
 

@@ -163,3 +163,35 @@ def test_engines_built_here_transcribe_like_the_cpu(asr_bundle: Path, clips, tmp
         cpu = load_transcriber(copy, "fp32", device="cpu")
         for c in clips[:4]:
             assert gpu.transcribe(c.audio).text.lower() == cpu.transcribe(c.audio).text.lower()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("cuda" not in available_devices(), reason="needs onnxruntime's CUDA provider and an NVIDIA GPU")
+def test_cuda_sessions_keep_off_cudnn_attention(llm_bundle: Path) -> None:
+    """cuDNN's attention plans every new sequence length anew (README "GPU"); our CUDA sessions are
+    opened with flash / memory-efficient / unfused attention only."""
+    from runtime.intents.llm import load_llm
+    from runtime.providers import CUDA_OPTIONS
+
+    llm = load_llm(fmt.verify(llm_bundle, hash_files=False), None, "cuda")
+    assert llm.session.get_providers()[0] == "CUDAExecutionProvider"
+    options = llm.session.get_provider_options()["CUDAExecutionProvider"]
+    assert options["sdpa_kernel"] == CUDA_OPTIONS["sdpa_kernel"] == "19"
+
+
+def test_gpu_check_tells_first_visits_from_repeats(llm_bundle: Path, tmp_path: Path) -> None:
+    """The tool that found the per-length cost on the H200 runs anywhere (here on the CPU): per prompt
+    length a first and a repeat time, decode steps both ways, and the profiler's split per op."""
+    out = tmp_path / "shapes.json"
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "shapes", "--bundle", str(llm_bundle), "--device", "cpu",
+           "--out", str(out), "--profile", str(tmp_path / "trace")]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [r["tokens"] for r in result["prefill"]] == list(range(4, 100, 4))
+    assert all(r["first_ms"] > 0 and r["repeat_ms"] > 0 for r in result["prefill"])
+    assert result["decode_steps"]["first"]["n"] == result["decode_steps"]["repeat"]["n"] == 40
+    ops = result["profile_top_ops"]
+    assert ops["runs"]["prefill_first"] == ops["runs"]["prefill_repeat"] == 24
+    assert ops["runs"]["decode_first"] == ops["runs"]["decode_repeat"] == 40
+    assert any("MatMul" in op for op in ops["decode_first"])  # MatMul, or MatMulInteger for the int8 graph
