@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +93,19 @@ def test_compare_flags_an_injected_regression(run_dir: Path, tmp_path: Path) -> 
     drop = subprocess.run([*cmd, str(tmp_path / "old2.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     if better["accuracy"][key]["accuracy"] - old["accuracy"][key]["accuracy"] > 0.02:
         assert drop.returncode == 3 and f"accuracy.{key}" in drop.stdout
+
+
+def test_lm_head_requantization_keeps_each_weight_within_half_a_4bit_step() -> None:
+    """benchmarks/lm_head_int4: int8 MatMulNBits blocks -> 4-bit blocks, packed low nibble first."""
+    from benchmarks.lm_head_int4 import requantize
+
+    rng = np.random.default_rng(0)
+    q8 = rng.integers(0, 256, size=(64, 18, 32), dtype=np.uint8)
+    scales8 = rng.uniform(1e-3, 1e-2, size=(64, 18)).astype(np.float32)
+    packed, scales4 = requantize(q8, scales8)
+    assert packed.shape == (64, 18, 16) and packed.dtype == np.uint8 and scales4.shape == (64, 18)
+    q4 = np.empty((64, 18, 32), np.int16)
+    q4[..., 0::2], q4[..., 1::2] = packed & 0x0F, packed >> 4
+    w = (q8.astype(np.int16) - 128) * scales8[..., None]
+    back = (q4 - 8) * scales4[..., None]
+    assert np.all(np.abs(back - w) <= scales4[..., None] / 2 + 1e-6)
