@@ -200,7 +200,7 @@ def prompt_shapes(bundle: Path, device: str, profile: Path | None = None) -> dic
             ms, cache = timed([tok], cache)
             steps.append(ms)
         decode[visit] = _stats(steps)
-    out = {"variant": llm.variant if hasattr(llm, "variant") else "", "load_s": round(load_s, 2), "prefill": prefill, "decode_steps": decode,
+    out = {"variant": llm.variant, "load_s": round(load_s, 2), "prefill": prefill, "decode_steps": decode,
            "prefill_first_median_ms": float(np.median([r["first_ms"] for r in prefill])),
            "prefill_repeat_median_ms": float(np.median([r["repeat_ms"] for r in prefill]))}
     if profile is not None:

@@ -13,10 +13,10 @@ untouched, then times the decode loop of both graphs interleaved on the peers' t
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -66,22 +66,20 @@ def write_variant(bundle: Path, out: Path) -> fmt.Bundle:
 
 
 def decode_rates(bundles: dict[str, Path], rounds: int = 4) -> dict[str, float]:
-    """Free-decode tokens/s of each bundle's int8 LLM, interleaved command by command."""
-    from benchmarks.workers import LLM_COMMANDS, PEER_TOKENS, _prompt
-    from runtime.intents.llm import load_llm
+    """Free-decode tokens/s of each bundle's int8 LLM (the benchmark's `casavox-llm-int8-free`
+    system), interleaved command by command; the first round is warm-up."""
+    from benchmarks.workers import LLM_COMMANDS, load_llm
 
-    llms = {name: load_llm(fmt.verify(path, hash_files=False), "int8", "cpu") for name, path in bundles.items()}
-    per_token: dict[str, list[float]] = {name: [] for name in llms}
+    threads = len(os.sched_getaffinity(0))
+    runs = {name: load_llm("casavox-llm-int8-free", path, threads, "cpu") for name, path in bundles.items()}
+    per_token: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(rounds):
-        for command in LLM_COMMANDS:
-            for name, llm in llms.items():
-                logits, cache = llm._forward(llm.encode(_prompt(command)[1]), llm.prefix_cache)
-                t = time.perf_counter()
-                for _ in range(PEER_TOKENS):
-                    logits, cache = llm._forward([int(np.argmax(logits))], cache)
-                if r:  # the first round is warm-up
-                    per_token[name].append((time.perf_counter() - t) / PEER_TOKENS)
-    return {name: round(1 / float(np.median(v)), 1) for name, v in per_token.items()}
+        for i in range(len(LLM_COMMANDS)):
+            for name, run in runs.items():
+                _, stages = run(i)
+                if r:
+                    per_token[name].append(stages["llm_decode_per_token_ms"])
+    return {name: round(1e3 / float(np.median(v)), 1) for name, v in per_token.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

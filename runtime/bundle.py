@@ -215,9 +215,8 @@ def subset(src: str | Path, out: str | Path, keep: dict[str, list[str]]) -> Bund
             components[name]["default_variant"] = next(iter(components[name]["variants"]))
     used = _referenced({"graphs": {}, "components": components})
     manifest["graphs"] = {rel: spec for rel, spec in manifest["graphs"].items() if rel in used}
-    manifest["engines"] = {rel: e for rel, e in manifest.get("engines", {}).items() if rel in used}
-    if not manifest["engines"]:
-        manifest.pop("engines")
+    if engines := {rel: e for rel, e in manifest.pop("engines", {}).items() if rel in used}:
+        manifest["engines"] = engines
     wanted = _referenced(manifest)
     manifest["files"] = {rel: meta for rel, meta in manifest["files"].items() if rel in wanted}
     manifest["subset_of"] = {"created_at": bundle.manifest.get("created_at"), "keep": keep}

@@ -75,19 +75,12 @@ def _provider_library_error(device: str) -> str | None:
     cannot start. Loading the provider library answers exactly, and the loader's message names the
     missing library. CUDA/cuDNN from NVIDIA's pip wheels are found through onnxruntime's own
     ``preload_dlls`` (they are not on the loader's path)."""
-    import contextlib
     import ctypes
-    import io
 
     library = Path(ort.__file__).parent / "capi" / f"libonnxruntime_providers_{device}.so"
     if not library.is_file():  # not a pip layout (a Jetson build may link providers in): trust the list
         return None
-    if hasattr(ort, "preload_dlls"):
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints its warnings
-                ort.preload_dlls(directory="")
-        except Exception:  # noqa: BLE001 - a partial preload is fine; the load below decides
-            pass
+    _preload_nvidia_libraries()
     try:
         ctypes.CDLL(str(library))
     except OSError as exc:
@@ -102,6 +95,20 @@ def available_devices() -> list[str]:
 @functools.cache
 def _note_once(message: str) -> None:
     log.info(message)
+
+
+@functools.cache
+def _preload_nvidia_libraries() -> None:
+    """CUDA and cuDNN from NVIDIA's pip wheels, once per process (both GPU providers need them)."""
+    import contextlib
+    import io
+
+    if hasattr(ort, "preload_dlls"):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints its warnings
+                ort.preload_dlls(directory="")
+        except Exception:  # noqa: BLE001 - a partial preload is fine; loading the provider decides
+            pass
 
 
 def resolve_device(device: str = "cpu") -> str:
