@@ -232,7 +232,11 @@ def test_io_binding_path_gives_the_same_answers(llm_bundle: Path, home, intent_l
     b, _ = bound._forward(ids, bound.prefix_cache)
     assert np.abs(a - b).max() < 1e-3
     grammar = bound.grammar(answer_schema(bound.spec, home))
-    for text in ("it's too dark in the office", "kill the kitchen lights", "set the bedroom lamp to 30 percent"):
+    for text in (
+        "it's too dark in the office",
+        "kill the kitchen lights",
+        "set the bedroom lamp to 30 percent",
+    ):
         message = user_message(text, candidates(home, text), None)
         plain, via_binding = intent_llm.generate(message, grammar), bound.generate(message, grammar)
         assert via_binding.text == plain.text and via_binding.model_steps == plain.model_steps, text
@@ -246,3 +250,78 @@ def test_grammar_offers_all_only_where_home_assistant_uses_it(home) -> None:
     names = {n: o["properties"]["slots"]["properties"]["name"]["enum"] for n, o in options.items()}
     assert "all" in names["HassTurnOn"] and "Desk Lamp" in names["HassTurnOn"]
     assert "all" not in names["HassMediaPause"] and names["HassMediaPause"] == ["TV"]  # media players only
+
+
+def _grammar_accepts(llm, schema: dict, answer: list[dict]) -> bool:
+    import llguidance
+
+    matcher = llguidance.LLMatcher(llm.ll_tokenizer, llm.grammar(schema), log_level=0)
+    ok = matcher.consume_tokens(llm.encode(json.dumps(answer, separators=(",", ":"))))
+    return bool(ok) and matcher.is_accepting()
+
+
+def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm) -> None:
+    """Slots the LLM adds to a name must be that entity's own (domain, device class, the states its
+    domain has); without a name, device classes are the domain's, including ones this home lacks."""
+    from runtime.home import home_from_dict
+    from runtime.intents.schema import answer_schema
+
+    home = home_from_dict(
+        {
+            "areas": [{"name": "Kitchen", "id": "kitchen"}],
+            "entities": [
+                {
+                    "name": "Air Sensor",
+                    "id": "sensor.air",
+                    "area": "kitchen",
+                    "attributes": {"device_class": "aqi"},
+                },
+                {
+                    "name": "Curtain",
+                    "id": "cover.curtain",
+                    "area": "kitchen",
+                    "attributes": {"device_class": "curtain"},
+                },
+                {"name": "Phone", "id": "binary_sensor.phone", "attributes": {"device_class": "battery"}},
+                {"name": "Lamp", "id": "light.lamp", "area": "kitchen"},
+            ],
+        }
+    )
+    spec = {
+        "intents": {
+            "HassGetState": {
+                "name": {"kind": "entity"},
+                "area": {"kind": "area"},
+                "domain": {"kind": "enum", "values": ["binary_sensor", "cover", "light", "sensor"]},
+                "device_class": {"kind": "enum", "values": ["battery", "motion"]},
+                "state": {"kind": "enum", "values": ["on", "off", "open", "closed", "home"]},
+            },
+            "HassTurnOn": {
+                "name": {"kind": "entity"},
+                "area": {"kind": "area"},
+                "domain": {"kind": "enum", "values": ["cover", "light"]},
+                "device_class": {"kind": "enum", "values": ["curtain"]},
+            },
+        }
+    }
+    schema = answer_schema(spec, home)
+
+    def accepts(intent: str, slots: dict) -> bool:
+        return _grammar_accepts(intent_llm, schema, [{"name": intent, "slots": slots}])
+
+    get = "HassGetState"
+    assert accepts(get, {"name": "Air Sensor", "domain": "sensor", "device_class": "aqi"})
+    assert not accepts(get, {"name": "Air Sensor", "domain": "sensor", "device_class": "battery"})
+    assert not accepts(get, {"name": "Air Sensor", "domain": "binary_sensor"})
+    assert not accepts(get, {"name": "Air Sensor", "state": "on"})  # a sensor has a value, no state
+    assert accepts(get, {"name": "Curtain", "domain": "cover", "state": "closed"})
+    assert not accepts(get, {"name": "Curtain", "domain": "cover", "state": "off"})
+    assert accepts(get, {"name": "Phone", "state": "off"})  # slots stay optional, as in the templates
+    assert accepts(get, {"area": "Kitchen", "domain": "cover", "device_class": "curtain", "state": "open"})
+    assert not accepts(get, {"area": "Kitchen", "domain": "cover", "device_class": "aqi", "state": "open"})
+    assert not accepts(get, {"name": "Garage", "domain": "cover"})  # not in the home
+    # A class this home has no device of is still a command to understand (and answer "none").
+    assert accepts("HassTurnOn", {"domain": "cover", "device_class": "garage"})
+    assert accepts("HassTurnOn", {"name": "all", "domain": "light"})
+    assert accepts("HassTurnOn", {"name": "Lamp", "domain": "light"})
+    assert not accepts("HassTurnOn", {"name": "Lamp", "domain": "cover"})

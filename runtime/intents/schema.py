@@ -74,22 +74,134 @@ def slot_schema(kind: dict[str, Any], home: Home, intent: str | None = None) -> 
     raise ValueError(f"unknown slot kind {k!r}")
 
 
+# The states Home Assistant's templates ask about, per domain ("is the curtain shut?" -> cover
+# "closed", never "off"; a sensor is asked for its value, never a state). Domains not listed (person:
+# home or a zone) keep the values the training data showed.
+ON_OFF = ("on", "off")
+DOMAIN_STATES: dict[str, tuple[str, ...]] = {
+    "binary_sensor": ON_OFF,
+    "light": ON_OFF,
+    "switch": ON_OFF,
+    "fan": ON_OFF,
+    "input_boolean": ON_OFF,
+    "media_player": ON_OFF,
+    "cover": ("open", "closed", "opening", "closing"),
+    "valve": ("open", "closed", "opening", "closing"),
+    "lock": ("locked", "unlocked", "locking", "unlocking", "jammed", "open"),
+    "sensor": (),
+}
+
+# Home Assistant's device classes of the domains whose commands name a class; other domains offer
+# the classes the training data showed (the bundle's intent spec) plus the home's own.
+DOMAIN_CLASSES: dict[str, tuple[str, ...]] = {
+    "cover": ("awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"),
+    "valve": ("gas", "water"),
+}
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    ordered = {k: properties[k] for k in sorted(properties, key=slot_rank)}
+    return {
+        "type": "object",
+        "properties": ordered,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def _states(domain: str, kind: dict[str, Any] | None) -> list[str]:
+    if kind is None:
+        return []
+    if domain in DOMAIN_STATES:
+        return list(DOMAIN_STATES[domain])
+    known = {s for states in DOMAIN_STATES.values() for s in states}
+    return [s for s in kind["values"] if s not in known]
+
+
+def _consistent_slots(slots: dict[str, Any], home: Home, intent: str) -> dict[str, Any]:
+    """Slots of an intent that names a domain (HassGetState, HassTurnOn...), as one alternative per
+    kind of thing asked about, so that what the LLM says agrees with the home.
+
+    With a name, the domain, device class and state it may add are the named entity's own ("what is
+    the air quality of the kitchen sensor?" can only say device_class "aqi" if that entity is an
+    aqi sensor; a sensor has no on/off state). Home Assistant resolves a name together with the
+    domain and device class the template set, so any other combination could never match. Without
+    a name ("are any curtains open in the living room?") the domain comes first and the device
+    classes and states offered are those of that domain in the home. The name comes first in every
+    answer (``SLOT_ORDER``), so the grammar narrows what follows as soon as it is chosen.
+    """
+    common = {}
+    for slot in slots:
+        if slot not in ("name", "domain", "device_class", "state"):
+            schema = slot_schema(slots[slot], home, intent)
+            if schema is not None:
+                common[slot] = schema
+    spec_domains = set(slots["domain"]["values"])
+    allowed = INTENT_DOMAINS.get(intent)
+    has_class, state_kind = "device_class" in slots, slots.get("state")
+
+    groups: dict[tuple[str, str | None], set[str]] = {}
+    for e in home.exposed:
+        if allowed is None or e.domain in allowed:
+            key = (e.domain, e.attributes.get("device_class") if has_class else None)
+            groups.setdefault(key, set()).update(e.names)
+    options = []
+    for (domain, device_class), names in sorted(groups.items(), key=str):
+        properties = dict(common, name={"enum": sorted(names)})
+        if domain in spec_domains:
+            properties["domain"] = {"const": domain}
+        if device_class:
+            properties["device_class"] = {"const": device_class}
+        if states := _states(domain, state_kind):
+            properties["state"] = {"enum": states}
+        options.append(_object(properties, ("name",)))
+
+    nameless = dict(common)
+    if intent in ALL_NAME_INTENTS:
+        nameless["name"] = {"const": "all"}
+    home_classes: dict[str, set[str]] = {}
+    for e in home.exposed:
+        if e.attributes.get("device_class"):
+            home_classes.setdefault(e.domain, set()).add(e.attributes["device_class"])
+    spec_classes = set(slots["device_class"]["values"]) if has_class else set()
+    for domain in sorted(spec_domains):
+        properties = dict(nameless, domain={"const": domain})
+        if has_class:
+            # The home's classes plus every class the domain can have: "open the garage door" in a
+            # home without one must still be understood (and answered "no such device"), never turned
+            # into the nearest class the home has ("shade", measured on the suite).
+            classes = home_classes.get(domain, set()) | set(DOMAIN_CLASSES.get(domain, spec_classes))
+            properties["device_class"] = {"enum": sorted(classes)}
+        if states := _states(domain, state_kind):
+            properties["state"] = {"enum": states}
+        options.append(_object(properties, ("domain",)))
+    if state_kind is not None:
+        nameless["state"] = {"enum": list(state_kind["values"])}
+    options.append(_object(nameless))
+    return {"anyOf": options}
+
+
 def answer_schema(spec: dict[str, Any], home: Home) -> dict[str, Any]:
     """JSON schema of the answer: a list (<= MAX_INTENTS) of {"name": intent, "slots": {...}}."""
     options = []
     for intent, slots in sorted(spec["intents"].items()):
-        properties = {}
-        for slot in sorted(slots, key=slot_rank):
-            schema = slot_schema(slots[slot], home, intent)
-            if schema is not None:
-                properties[slot] = schema
+        if (
+            "domain" in slots
+            and slots["domain"]["kind"] == "enum"
+            and slots.get("name", {}).get("kind") == "entity"
+        ):
+            slot_object = _consistent_slots(slots, home, intent)
+        else:
+            properties = {}
+            for slot in slots:
+                schema = slot_schema(slots[slot], home, intent)
+                if schema is not None:
+                    properties[slot] = schema
+            slot_object = _object(properties)
         options.append(
             {
                 "type": "object",
-                "properties": {
-                    "name": {"const": intent},
-                    "slots": {"type": "object", "properties": properties, "additionalProperties": False},
-                },
+                "properties": {"name": {"const": intent}, "slots": slot_object},
                 "required": ["name", "slots"],
                 "additionalProperties": False,
             }
