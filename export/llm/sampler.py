@@ -3,7 +3,7 @@
 hassil can only enumerate a template's sentences exhaustively (millions for some intents); we need a
 few thousand random ones spread over all intents and homes, so this walks the template expression
 tree choosing one branch at a time (a ~30-line walker; hassil offers no random sampler). Every
-sentence is then labelled by hassil's ``recognize_best`` against the same home, so a label is exactly
+sentence is then labelled by hassil's ``recognize`` against the same home, so a label is exactly
 what Home Assistant would answer, never a guess of ours.
 """
 
@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from hassil import Intents, recognize_best
+from hassil import Intents, recognize
 from hassil.expression import Alternative, ListReference, Permutation, RuleReference, Sequence, TextChunk
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 from hassil.util import normalize_whitespace
@@ -134,27 +134,13 @@ def _context_ok(entity, requires: dict) -> bool:
     return True
 
 
-def _satisfiable(data, home: Home) -> bool:
-    requires = data.requires_context or {}
-    return "domain" not in requires or any(_context_ok(e, requires) for e in home.exposed)
-
-
 def sample_command(rng: random.Random, intents: Intents, home: Home, area: str | None) -> Sample | None:
     """One random templated sentence for ``home`` with its Home Assistant label (None if unusable)."""
     names = sorted(intents.intents)
     intent = intents.intents[rng.choices(names, [INTENT_WEIGHTS.get(n, 0.7) for n in names])[0]]
-    # Only template blocks this home can answer: with ~70 device classes a home has a few, and
-    # drawing blocks blindly left the by-class state questions rare in the data.
-    # The blocks are grouped by the domain they require and a group is drawn first: HassGetState
-    # has 47 sensor blocks, 28 binary-sensor ones, 2 for covers... and a home satisfies only a few
-    # of the by-class ones, so a flat draw almost never asked a sensor's value.
-    usable: dict[str, list] = {}
-    for d in intent.data:
-        if d.sentences and _satisfiable(d, home):
-            usable.setdefault(str((d.requires_context or {}).get("domain")), []).append(d)
-    if not usable:
+    data = rng.choice(intent.data)
+    if not data.sentences:
         return None
-    data = rng.choice(usable[rng.choice(sorted(usable))])
     lists = {**intents.slot_lists, **slot_lists(home), **(data.slot_lists or {})}
     matching = [e for e in home.exposed if _context_ok(e, data.requires_context or {})]
     if data.requires_context and "domain" in data.requires_context:
@@ -177,12 +163,7 @@ def sample_command(rng: random.Random, intents: Intents, home: Home, area: str |
     if not text:
         return None
     context = {"area": area} if area else None
-    # recognize_best, exactly as the template path and Home Assistant's agent judge a sentence: plain
-    # recognize took the first match and labelled "take 5 minutes off my timer" with a timer named
-    # "my" and "... off 1 hour timer" with a timer named "1 hour" (the suite: no name, start_hours 1).
-    result = recognize_best(
-        text, intents, slot_lists=slot_lists(home), intent_context=context, best_slot_name="name"
-    )
+    result = recognize(text, intents, slot_lists=slot_lists(home), intent_context=context)
     if result is None:
         return None
     slots = {e.name: _plain(e.value) for e in result.entities.values()}
