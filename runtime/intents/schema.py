@@ -4,7 +4,8 @@ Every intent name, and for each intent exactly the slots Home Assistant uses wit
 and floor slots are enums of the home's *exposed* names, so the decoder cannot even spell an entity
 the home does not expose. Numbers carry their ranges (brightness 0-100...). The bundle's
 ``llm/intent_spec.json`` (written by the exporter from the training data) says which slot has which
-kind; the home fills in the names.
+kind; the home fills in the names. For intents that name a domain, what the answer adds to a
+name must be that entity's own domain, device class and states (``_consistent_slots``).
 """
 
 from __future__ import annotations
@@ -126,9 +127,10 @@ def _consistent_slots(slots: dict[str, Any], home: Home, intent: str) -> dict[st
     the air quality of the kitchen sensor?" can only say device_class "aqi" if that entity is an
     aqi sensor; a sensor has no on/off state). Home Assistant resolves a name together with the
     domain and device class the template set, so any other combination could never match. Without
-    a name ("are any curtains open in the living room?") the domain comes first and the device
-    classes and states offered are those of that domain in the home. The name comes first in every
-    answer (``SLOT_ORDER``), so the grammar narrows what follows as soon as it is chosen.
+    a name ("are any curtains open in the living room?") the domain is chosen first, then the device
+    classes and states of that domain (the home's classes plus all of Home Assistant's for covers and
+    valves, else the training data's). The name comes first in every answer (``SLOT_ORDER``), so the
+    grammar narrows what follows as soon as it is chosen.
     """
     common = {}
     for slot in slots:
