@@ -325,3 +325,26 @@ def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm)
     assert accepts("HassTurnOn", {"name": "all", "domain": "light"})
     assert accepts("HassTurnOn", {"name": "Lamp", "domain": "light"})
     assert not accepts("HassTurnOn", {"name": "Lamp", "domain": "cover"})
+
+
+def test_grammar_is_compiled_once_per_home_and_copied_per_command(intent_llm, home) -> None:
+    """The compiled grammar is reused (a copy per command), answers are unchanged, and the cache of
+    compiled grammars stays bounded however many homes are served."""
+    from runtime.intents.llm import COMPILED_GRAMMARS
+    from runtime.intents.prompt import candidates, user_message
+    from runtime.intents.schema import answer_schema
+
+    grammar = intent_llm.grammar(answer_schema(intent_llm.spec, home))
+    texts = ("kill the kitchen lights", "is the front door locked")
+    first = [intent_llm.generate(user_message(t, candidates(home, t), None), grammar).text for t in texts]
+    compiled = intent_llm._compiled[grammar]
+    again = [intent_llm.generate(user_message(t, candidates(home, t), None), grammar).text for t in texts]
+    assert again == first and all(json.loads(t) for t in first)
+    assert intent_llm._compiled[grammar] is compiled
+    for i in range(COMPILED_GRAMMARS + 2):  # other grammars (the same one spelled with more spaces)
+        other = grammar[:-1] + " " * (i + 1) + grammar[-1]
+        answer = intent_llm.generate(
+            user_message("kill the kitchen lights", candidates(home, "kitchen"), None), other
+        )
+        assert answer.text == first[0]
+    assert len(intent_llm._compiled) == COMPILED_GRAMMARS and grammar not in intent_llm._compiled
