@@ -1,5 +1,6 @@
 """Intent LLM studies beside the main benchmark (benchmarks/run.py, which has the peers and the
-accuracy): the cached instruction prefix on vs off, and the cost of a 1,000-entity home vs 20.
+accuracy): the cached instruction prefix on vs off, the cost of a 1,000-entity home vs 20, and what
+compiling a home's grammar costs against copying the compiled one (what each command pays).
 
     python -m benchmarks.intents --bundle bundles/default
 """
@@ -97,6 +98,40 @@ def bench_large_home(bundle: Path, threads: int) -> dict:
     return result
 
 
+def bench_grammar(bundle: Path) -> dict:
+    """Per home: grammar size, llguidance compile time (LLMatcher construction) and the copy time of
+    a compiled matcher (``IntentLLM._matcher``), medians of 20."""
+    import llguidance
+
+    from runtime.bundle import verify
+    from runtime.home import load_home
+    from runtime.intents.llm import load_llm
+    from runtime.intents.schema import answer_schema
+
+    llm = load_llm(verify(bundle, hash_files=False), threads=1)
+    homes = {"example home": ROOT / "examples" / "home.yaml"}
+    fixture = ROOT.parent / "shared" / "ha-intents-tests" / "en" / "_fixtures.yaml"
+    if fixture.exists():
+        homes["Home Assistant fixture home"] = fixture
+    result = {}
+    for name, path in homes.items():
+        grammar = llm.grammar(answer_schema(llm.spec, load_home(path)))
+        compile_ms, copy_us = [], []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            matcher = llguidance.LLMatcher(llm.ll_tokenizer, grammar, log_level=0)
+            t1 = time.perf_counter()
+            matcher.deep_copy()
+            copy_us.append((time.perf_counter() - t1) * 1e6)
+            compile_ms.append((t1 - t0) * 1e3)
+        result[name] = {
+            "grammar_kb": round(len(grammar) / 1024, 1),
+            "compile_ms": statistics.median(compile_ms),
+            "copy_us": statistics.median(copy_us),
+        }
+    return result
+
+
 def bench_templates() -> dict:
     from runtime.home import load_home
     from runtime.intents.engine import IntentEngine
@@ -128,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results["llm"], indent=1), flush=True)
     results["large_home"] = bench_large_home(bundle, args.threads)
     print(json.dumps(results["large_home"], indent=1), flush=True)
+    results["grammar"] = bench_grammar(bundle)
+    print(json.dumps(results["grammar"], indent=1), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     return 0
