@@ -92,11 +92,33 @@ DOMAIN_STATES: dict[str, tuple[str, ...]] = {
     "sensor": (),
 }
 
-# Home Assistant's device classes of the domains whose commands name a class; other domains offer
-# the classes the training data showed (the bundle's intent spec) plus the home's own.
+# Home Assistant's device classes (its CoverDeviceClass, ValveDeviceClass, BinarySensorDeviceClass
+# and SensorDeviceClass enums) for the domains whose commands name a class. The bundle's intent spec
+# records the classes per intent, not per domain, so without these a nameless "are any switches on?"
+# could be answered as a binary sensor of class "shade" (a cover's; measured on the suite). Other
+# domains offer the classes the training data showed plus the home's own.
 DOMAIN_CLASSES: dict[str, tuple[str, ...]] = {
     "cover": ("awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"),
     "valve": ("gas", "water"),
+    "binary_sensor": tuple(
+        (
+            "battery battery_charging carbon_monoxide cold connectivity door garage_door gas heat "
+            "light lock moisture motion moving occupancy opening plug power presence problem running "
+            "safety smoke sound tamper update vibration window"
+        ).split()
+    ),
+    "sensor": tuple(
+        (
+            "apparent_power aqi area atmospheric_pressure battery blood_glucose_concentration "
+            "carbon_dioxide carbon_monoxide conductivity current data_rate data_size date distance "
+            "duration energy energy_distance energy_storage enum frequency gas humidity illuminance "
+            "irradiance moisture monetary nitrogen_dioxide nitrogen_monoxide nitrous_oxide ozone ph "
+            "pm1 pm10 pm25 power power_factor precipitation precipitation_intensity pressure "
+            "reactive_energy reactive_power signal_strength sound_pressure speed sulphur_dioxide "
+            "temperature timestamp volatile_organic_compounds volatile_organic_compounds_parts "
+            "voltage volume volume_flow_rate volume_storage water weight wind_direction wind_speed"
+        ).split()
+    ),
 }
 
 
@@ -128,9 +150,9 @@ def _consistent_slots(slots: dict[str, Any], home: Home, intent: str) -> dict[st
     aqi sensor; a sensor has no on/off state). Home Assistant resolves a name together with the
     domain and device class the template set, so any other combination could never match. Without
     a name ("are any curtains open in the living room?") the domain is chosen first, then the device
-    classes and states of that domain (the home's classes plus all of Home Assistant's for covers and
-    valves, else the training data's). The name comes first in every answer (``SLOT_ORDER``), so the
-    grammar narrows what follows as soon as it is chosen.
+    classes and states of that domain (the home's classes plus all of Home Assistant's for covers,
+    valves, binary sensors and sensors, else the training data's). The name comes first in every
+    answer (``SLOT_ORDER``), so the grammar narrows what follows as soon as it is chosen.
     """
     common = {}
     for slot in slots:
@@ -171,7 +193,8 @@ def _consistent_slots(slots: dict[str, Any], home: Home, intent: str) -> dict[st
         if has_class:
             # The home's classes plus every class the domain can have: "open the garage door" in a
             # home without one must still be understood (and answered "no such device"), never turned
-            # into the nearest class the home has ("shade", measured on the suite).
+            # into the nearest class the home has ("shade", measured on the suite); never a class of
+            # another domain.
             classes = home_classes.get(domain, set()) | set(DOMAIN_CLASSES.get(domain, spec_classes))
             properties["device_class"] = {"enum": sorted(classes)}
         if states := _states(domain, state_kind):
