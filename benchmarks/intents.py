@@ -1,6 +1,7 @@
 """Intent LLM studies beside the main benchmark (benchmarks/run.py, which has the peers and the
-accuracy): the cached instruction prefix on vs off, the cost of a 1,000-entity home vs 20, and what
-compiling a home's grammar costs against copying the compiled one (what each command pays).
+accuracy): the cached instruction prefix on vs off, the cost of a 1,000-entity home vs 20, what
+compiling a home's grammar costs against copying the compiled one (what each command pays), and the
+CPU loop's in-place KV buffers against growing a copy of the cache at every step.
 
     python -m benchmarks.intents --bundle bundles/default
 """
@@ -132,6 +133,36 @@ def bench_grammar(bundle: Path) -> dict:
     return result
 
 
+def bench_kv_in_place(bundle: Path, threads: int, rounds: int = 4) -> dict:
+    """The same int8 graph loaded twice, with the in-place KV buffers and with the copying loop,
+    measured in alternation (decode rate over 48 free tokens, then the commands under the grammar),
+    so that machine noise hits both alike; medians over the rounds."""
+    from runtime.bundle import verify
+    from runtime.home import load_home
+    from runtime.intents.llm import IntentLLM
+    from runtime.intents.prompt import candidates, user_message
+    from runtime.intents.schema import answer_schema
+
+    home = load_home(ROOT / "examples" / "home.yaml")
+    b = verify(bundle, hash_files=False)
+    llms = {
+        "in place": IntentLLM(b, "int8", threads=threads, shared_kv=True),
+        "copying": IntentLLM(b, "int8", threads=threads, shared_kv=False),
+    }
+    grammar = llms["in place"].grammar(answer_schema(llms["in place"].spec, home))
+    messages = [user_message(t, candidates(home, t, None), None) for t in COMMANDS]
+    rates: dict[str, list[float]] = {k: [] for k in llms}
+    times: dict[str, list[float]] = {k: [] for k in llms}
+    for _ in range(rounds):
+        for name, llm in llms.items():
+            rates[name].append(llm.decode_rate(48))
+            for m in messages:
+                times[name].append(sum(llm.generate(m, grammar).timings_ms.values()))
+    return {
+        name: {"decode_tok_s": statistics.median(rates[name]), "command": _pct(times[name])} for name in llms
+    }
+
+
 def bench_templates() -> dict:
     from runtime.home import load_home
     from runtime.intents.engine import IntentEngine
@@ -150,21 +181,30 @@ def bench_templates() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", default="bundles/default")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "intents.json"))
+    parser.add_argument("--only", help="comma list of studies: templates,llm,large_home,grammar,kv_in_place")
     args = parser.parse_args(argv)
     bundle = Path(args.bundle)
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads"}
-    results["templates"] = bench_templates()
-    print(f"templates: median {results['templates']['median_ms']:.2f} ms", flush=True)
-    results["llm"] = bench_llm(bundle, "int8", args.threads)
-    print(json.dumps(results["llm"], indent=1), flush=True)
-    results["large_home"] = bench_large_home(bundle, args.threads)
-    print(json.dumps(results["large_home"], indent=1), flush=True)
-    results["grammar"] = bench_grammar(bundle)
-    print(json.dumps(results["grammar"], indent=1), flush=True)
+    studies = {
+        "templates": lambda: bench_templates(),
+        "llm": lambda: bench_llm(bundle, "int8", args.threads),
+        "large_home": lambda: bench_large_home(bundle, args.threads),
+        "grammar": lambda: bench_grammar(bundle),
+        "kv_in_place": lambda: bench_kv_in_place(bundle, args.threads),
+    }
+    chosen = args.only.split(",") if args.only else list(studies)
+    unknown = sorted(set(chosen) - set(studies))
+    if unknown:
+        parser.error(f"unknown study {', '.join(unknown)} (have: {', '.join(studies)})")
+    for name in chosen:
+        results[name] = studies[name]()
+        print(f"{name}: {json.dumps(results[name], indent=1)}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     return 0

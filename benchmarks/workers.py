@@ -125,7 +125,7 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
         def run(i: int):
             rest = _prompt(LLM_COMMANDS[i % len(LLM_COMMANDS)])[1]
             t0 = time.perf_counter()
-            logits, cache = llm._forward(llm.encode(rest), llm.prefix_cache)
+            logits, cache = llm.begin(llm.encode(rest))
             prefill = (time.perf_counter() - t0) * 1e3
             out = []
             t0 = time.perf_counter()

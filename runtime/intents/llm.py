@@ -10,13 +10,16 @@ short loop so that we control the three things that make it fast on a CPU:
 - the answer is compact JSON with fixed key order, so only real choices cost a model step.
 
 On a GPU (``io_binding``, the default there) the KV cache lives in device memory as OrtValues from
-one step to the next and only the ids go in and the last logits row comes out; on the CPU provider
-numpy feeds are already used in place, so plain ``run`` is kept there.
+one step to the next and only the ids go in and the last logits row comes out. On the CPU the cache
+is one preallocated buffer per layer that GroupQueryAttention writes in place (past and present
+bound to the same memory, which the kernel detects), holding the instruction prefix once for good:
+each step appends its new positions instead of copying the whole cache into a new present tensor.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +32,9 @@ from runtime.bundle import Bundle, BundleError
 from runtime.providers import open_graph, preferred_variant, resolve_device
 
 COMPILED_GRAMMARS = 4  # compiled grammars kept per loaded LLM (one per home it serves)
+# Positions after the instruction prefix in the in-place KV buffers: a command's message (at most
+# 300 characters plus the candidate names, ~150 tokens) and its answer (max_new_tokens) fit easily.
+SHARED_KV_ROOM = 768
 
 
 @dataclass
@@ -42,6 +48,21 @@ class LlmAnswer:
     forced_tokens: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
+
+
+@dataclass
+class SharedKv:
+    """The KV cache as one buffer per layer (1, kv_heads, capacity, head_dim), written in place by
+    the graph; positions [0, length) are valid, the first ``prefix`` of them the instruction's."""
+
+    arrays: list[np.ndarray]
+    values: list[Any]  # the same memory as onnxruntime OrtValues
+    prefix: int
+    length: int
+
+    @property
+    def capacity(self) -> int:
+        return self.arrays[0].shape[2]
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -59,6 +80,7 @@ class IntentLLM:
         device: str = "cpu",
         threads: int | None = None,
         io_binding: bool | None = None,
+        shared_kv: bool = True,
     ):
         import llguidance
 
@@ -88,6 +110,7 @@ class IntentLLM:
         self.max_new_tokens = int(comp.get("max_new_tokens", 96))
         self._outputs = [o.name for o in self.session.get_outputs()]
         past_type = next(i.type for i in self.session.get_inputs() if i.name == "past_key_values.0.key")
+        self._vocab = next(o.shape[2] for o in self.session.get_outputs() if o.name == "logits")
         self._kv_dtype = np.float16 if "float16" in past_type else np.float32
         self._compiled: dict[str, Any] = {}  # grammar -> compiled matcher (see _matcher)
         self.prefix_text = comp["prompt"]["prefix"]
@@ -96,6 +119,20 @@ class IntentLLM:
         self.prefix_ids = self.encode(self.prefix_text)
         _, self.prefix_cache = self._forward(self.prefix_ids, self._empty_cache())
         self.prefill_prefix_ms = (time.perf_counter() - t0) * 1e3
+        self._shared = self._shared_kv(self.prefix_cache) if shared_kv and not self.io_binding else None
+        self.command_lock = threading.Lock()  # one command at a time owns the in-place buffers
+
+    def _shared_kv(self, prefix_cache: list[np.ndarray]) -> SharedKv:
+        """In-place KV buffers with the instruction prefix written once."""
+        length = prefix_cache[0].shape[2]
+        shape = (1, self.kv_heads, length + SHARED_KV_ROOM, self.head_dim)
+        arrays = []
+        for part in prefix_cache:
+            buf = np.zeros(shape, dtype=self._kv_dtype)
+            buf[:, :, :length] = part
+            arrays.append(buf)
+        values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays]
+        return SharedKv(arrays, values, length, length)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
@@ -110,6 +147,8 @@ class IntentLLM:
 
     def _forward(self, ids: list[int], cache: list) -> tuple[np.ndarray, list]:
         """Feed ``ids`` after ``cache``; returns the last position's logits and the grown cache."""
+        if isinstance(cache, SharedKv):
+            return self._forward_in_place(ids, cache)
         if self.io_binding:
             return self._forward_bound(ids, cache)
         past = cache[0].shape[2]
@@ -144,13 +183,42 @@ class IntentLLM:
             grown += [out[f"present.{i}.key"], out[f"present.{i}.value"]]
         return np.asarray(out["logits"].numpy()[0, -1], dtype=np.float32), grown
 
+    def _forward_in_place(self, ids: list[int], cache: SharedKv) -> tuple[np.ndarray, SharedKv]:
+        """The same step on the in-place buffers: past and present K/V are the same memory, so
+        GroupQueryAttention only writes the new positions (it compares the two pointers)."""
+        total = cache.length + len(ids)
+        if total > cache.capacity:
+            raise ValueError(f"in-place KV cache full ({total} > {cache.capacity} positions)")
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
+        binding.bind_cpu_input("attention_mask", np.ones((1, total), dtype=np.int64))
+        for i in range(2 * self.layers):
+            name = f"{'key' if i % 2 == 0 else 'value'}"
+            binding.bind_ortvalue_input(f"past_key_values.{i // 2}.{name}", cache.values[i])
+            binding.bind_ortvalue_output(f"present.{i // 2}.{name}", cache.values[i])
+        logits = np.empty((1, len(ids), self._vocab), dtype=np.float32)
+        binding.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(logits))
+        self.session.run_with_iobinding(binding)
+        cache.length = total
+        return logits[0, -1], cache
+
+    def begin(self, ids: list[int]) -> tuple[np.ndarray, list | SharedKv]:
+        """Feed a command's ``ids`` after the cached instruction prefix: the in-place buffers when
+        they have room (the caller holds ``command_lock``), else a grown copy of the prefix cache."""
+        shared = self._shared
+        if shared is not None and len(ids) + 2 * self.max_new_tokens <= shared.capacity - shared.prefix:
+            shared.length = shared.prefix  # what a previous command wrote after it is masked out
+            return self._forward(ids, shared)
+        return self._forward(ids, self.prefix_cache)
+
     def decode_rate(self, steps: int = 32) -> float:
         """Raw model decoding speed (tokens/s): one token per step on top of the cached prefix."""
-        logits, cache = self._forward(self.encode("hello"), self.prefix_cache)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            logits, cache = self._forward([int(np.argmax(logits))], cache)
-        return steps / (time.perf_counter() - t0)
+        with self.command_lock:
+            logits, cache = self.begin(self.encode("hello"))
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                logits, cache = self._forward([int(np.argmax(logits))], cache)
+            return steps / (time.perf_counter() - t0)
 
     def grammar(self, schema: dict[str, Any]) -> str:
         import llguidance
@@ -163,13 +231,17 @@ class IntentLLM:
         """Decode the answer to one command under ``grammar`` (from :meth:`grammar`).
 
         ``reuse_prefix=False`` prefills the instruction again (for measuring what the cache saves)."""
+        with self.command_lock:
+            return self._generate(user_message, grammar, reuse_prefix)
+
+    def _generate(self, user_message: str, grammar: str, reuse_prefix: bool) -> LlmAnswer:
         import llguidance.numpy as llnp
 
         t0 = time.perf_counter()
         ids = self.encode(user_message + self.suffix_text)
         matcher = self._matcher(grammar)
         if reuse_prefix:
-            logits, cache = self._forward(ids, self.prefix_cache)
+            logits, cache = self.begin(ids)
         else:
             logits, cache = self._forward(self.prefix_ids + ids, self._empty_cache())
         t1 = time.perf_counter()
