@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from hassil import Intents, recognize
+from hassil import Intents, recognize_best
 
 from export.llm.augment import NOT_COMMANDS, asr_noise, augment, paraphrase
 from export.llm.homes import random_home
@@ -69,7 +69,7 @@ def build_example(rng: random.Random, intents: Intents) -> Example | None:
         if para is None:
             return None
         text, canonical_text = para
-        result = recognize(canonical_text, intents, slot_lists=slot_lists(home))
+        result = recognize_best(canonical_text, intents, slot_lists=slot_lists(home), best_slot_name="name")
         if result is None:
             return None
         if rng.random() < 0.4:

@@ -134,6 +134,93 @@ DEVICES: list[tuple[str, str | None, list[str]]] = [
     ("person", None, ["{p}"]),
     ("weather", None, ["Home Weather", "Forecast"]),
 ]
+# Every device class Home Assistant's state templates ask about ("what is the air quality index of
+# ...", "is the phone charging?"), each with plain names; without them the model never saw most of
+# sensor_HassGetState's questions (0 of 49 right with the LLM alone, adapter of 2026-11-26).
+SENSOR_CLASSES = [
+    "apparent_power",
+    "aqi",
+    "atmospheric_pressure",
+    "carbon_dioxide",
+    "carbon_monoxide",
+    "current",
+    "data_rate",
+    "data_size",
+    "date",
+    "distance",
+    "duration",
+    "energy",
+    "energy_storage",
+    "frequency",
+    "gas",
+    "illuminance",
+    "irradiance",
+    "moisture",
+    "monetary",
+    "nitrogen_dioxide",
+    "nitrogen_monoxide",
+    "nitrous_oxide",
+    "ozone",
+    "pm1",
+    "pm10",
+    "pm25",
+    "power",
+    "power_factor",
+    "precipitation",
+    "precipitation_intensity",
+    "pressure",
+    "reactive_power",
+    "signal_strength",
+    "sound_pressure",
+    "speed",
+    "sulphur_dioxide",
+    "volatile_organic_compounds",
+    "volatile_organic_compounds_parts",
+    "voltage",
+    "volume",
+    "volume_storage",
+    "water",
+    "weight",
+    "wind_speed",
+]  # temperature, humidity and battery have their own entries in DEVICES
+BINARY_CLASSES = [
+    "battery",
+    "battery_charging",
+    "carbon_monoxide",
+    "cold",
+    "connectivity",
+    "garage_door",
+    "gas",
+    "heat",
+    "light",
+    "lock",
+    "occupancy",
+    "opening",
+    "plug",
+    "power",
+    "presence",
+    "problem",
+    "running",
+    "safety",
+    "sound",
+    "tamper",
+    "update",
+    "vibration",
+]  # window, door, motion, smoke and moisture have their own entries
+LABELS = {"aqi": "Air Quality", "pm1": "PM1", "pm10": "PM10", "pm25": "PM2.5", "co": "CO"}
+
+
+def _label(device_class: str) -> str:
+    return LABELS.get(device_class) or device_class.replace("_", " ").title()
+
+
+DEVICES += [
+    ("sensor", c, [f"{{a}} {_label(c)}", f"{_label(c)} Sensor", f"{{a}} {_label(c)} Sensor"])
+    for c in SENSOR_CLASSES
+]
+DEVICES += [
+    ("binary_sensor", c, [f"{{a}} {_label(c)}", f"{_label(c)} Sensor", "{p}'s Phone"]) for c in BINARY_CLASSES
+]
 UNITS = {"temperature": "°C", "humidity": "%", "battery": "%"}
 WEIGHTS = {
     "light": 6,
@@ -144,8 +231,8 @@ WEIGHTS = {
     "climate": 1,
     "media_player": 2,
     "vacuum": 1,
-    "sensor": 1,
-    "binary_sensor": 1,
+    "sensor": 6,  # shared by all its device classes (see _weights)
+    "binary_sensor": 6,
     "scene": 1,
     "script": 1,
     "valve": 1,
@@ -153,6 +240,14 @@ WEIGHTS = {
     "person": 1,
     "weather": 1,
 }
+
+
+def _weights() -> list[float]:
+    """Draw weight per DEVICES entry: a domain's weight is per entry, except the two sensor domains
+    whose weight is shared by their many device classes (else they would fill every home)."""
+    shared = {"sensor", "binary_sensor"}
+    count = {d: sum(1 for e in DEVICES if e[0] == d) for d in shared}
+    return [WEIGHTS[d] / count[d] if d in shared else WEIGHTS[d] for d, _, _ in DEVICES]
 
 
 def random_home(
@@ -165,7 +260,7 @@ def random_home(
         for i, a in enumerate(areas)
     ]
     entities, names = [], set()
-    weights = [WEIGHTS[d[0]] for d in DEVICES]
+    weights = _weights()
     for _ in range(rng.randint(*n_entities) * 3):
         if len(entities) >= n_entities[1]:
             break

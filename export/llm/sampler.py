@@ -3,7 +3,7 @@
 hassil can only enumerate a template's sentences exhaustively (millions for some intents); we need a
 few thousand random ones spread over all intents and homes, so this walks the template expression
 tree choosing one branch at a time (a ~30-line walker; hassil offers no random sampler). Every
-sentence is then labelled by hassil's ``recognize`` against the same home, so a label is exactly
+sentence is then labelled by hassil's ``recognize_best`` against the same home, so a label is exactly
 what Home Assistant would answer, never a guess of ours.
 """
 
@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from hassil import Intents, recognize
+from hassil import Intents, recognize_best
 from hassil.expression import Alternative, ListReference, Permutation, RuleReference, Sequence, TextChunk
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 from hassil.util import normalize_whitespace
@@ -82,6 +82,13 @@ INTENT_WEIGHTS = {
 }
 
 
+# Share of HassGetState's template blocks per required domain ("None": questions about any entity,
+# "is the bedroom lamp on?", "how many lights are on?"); see sample_command.
+BLOCK_SHARES = {
+    "HassGetState": {"None": 0.45, "sensor": 0.2, "binary_sensor": 0.2, "other": 0.05},
+}
+
+
 @dataclass(frozen=True)
 class Sample:
     text: str
@@ -134,13 +141,34 @@ def _context_ok(entity, requires: dict) -> bool:
     return True
 
 
+def _satisfiable(data, home: Home) -> bool:
+    requires = data.requires_context or {}
+    return "domain" not in requires or any(_context_ok(e, requires) for e in home.exposed)
+
+
 def sample_command(rng: random.Random, intents: Intents, home: Home, area: str | None) -> Sample | None:
     """One random templated sentence for ``home`` with its Home Assistant label (None if unusable)."""
     names = sorted(intents.intents)
     intent = intents.intents[rng.choices(names, [INTENT_WEIGHTS.get(n, 0.7) for n in names])[0]]
-    data = rng.choice(intent.data)
-    if not data.sentences:
+    # Only template blocks this home can answer. Drawn flat, except HassGetState's: it has 98 blocks
+    # that need no particular domain, 47 for sensors and 28 for binary sensors by device class, and a
+    # home answers only ~2 of each of the by-class ones, so a flat draw almost never asked a
+    # sensor's value (11 in 6,400 examples). Its blocks are drawn by required domain with the shares
+    # below. (Drawing every intent's blocks by domain was measured and not adopted: it cut the light
+    # templates' share of HassTurnOn/Off and the suite's light commands got worse, README.)
+    usable = [d for d in intent.data if d.sentences and _satisfiable(d, home)]
+    if not usable:
         return None
+    shares = BLOCK_SHARES.get(intent.name)
+    if shares is None:
+        data = rng.choice(usable)
+    else:
+        groups: dict[str, list] = {}
+        for d in usable:
+            groups.setdefault(str((d.requires_context or {}).get("domain")), []).append(d)
+        keys = sorted(groups)
+        group = rng.choices(keys, [shares.get(k, shares["other"]) for k in keys])[0]
+        data = rng.choice(groups[group])
     lists = {**intents.slot_lists, **slot_lists(home), **(data.slot_lists or {})}
     matching = [e for e in home.exposed if _context_ok(e, data.requires_context or {})]
     if data.requires_context and "domain" in data.requires_context:
@@ -163,7 +191,12 @@ def sample_command(rng: random.Random, intents: Intents, home: Home, area: str |
     if not text:
         return None
     context = {"area": area} if area else None
-    result = recognize(text, intents, slot_lists=slot_lists(home), intent_context=context)
+    # recognize_best, exactly as the template path and Home Assistant's agent judge a sentence: plain
+    # recognize took the first match and labelled "take 5 minutes off my timer" with a timer named
+    # "my" and "... off 1 hour timer" with a timer named "1 hour" (the suite: no name, start_hours 1).
+    result = recognize_best(
+        text, intents, slot_lists=slot_lists(home), intent_context=context, best_slot_name="name"
+    )
     if result is None:
         return None
     slots = {e.name: _plain(e.value) for e in result.entities.values()}
