@@ -150,11 +150,10 @@ def sample_command(rng: random.Random, intents: Intents, home: Home, area: str |
     """One random templated sentence for ``home`` with its Home Assistant label (None if unusable)."""
     names = sorted(intents.intents)
     intent = intents.intents[rng.choices(names, [INTENT_WEIGHTS.get(n, 0.7) for n in names])[0]]
-    # Only template blocks this home can answer. Drawn flat, except HassGetState's: it has 98 blocks
-    # that need no particular domain, 47 for sensors and 28 for binary sensors by device class, and a
-    # home answers only ~2 of each of the by-class ones, so a flat draw almost never asked a
-    # sensor's value (11 in 6,400 examples). Its blocks are drawn by required domain with the shares
-    # below. (Drawing every intent's blocks by domain was measured and not adopted: it cut the light
+    # Only template blocks this home can answer. Drawn flat, except HassGetState's: most of its
+    # blocks need no particular domain, dozens ask sensors and binary sensors by device class, and a
+    # home answers only a few of those, so a flat draw almost never asked a sensor's value. Its
+    # blocks are drawn by required domain with the shares below. (Drawing every intent's blocks by domain was measured and not adopted: it cut the light
     # templates' share of HassTurnOn/Off and the suite's light commands got worse, README.)
     usable = [d for d in intent.data if d.sentences and _satisfiable(d, home)]
     if not usable:
