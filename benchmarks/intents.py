@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = Path(args.bundle)
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads"}
     studies = {
-        "templates": lambda: bench_templates(),
+        "templates": bench_templates,
         "llm": lambda: bench_llm(bundle, "int8", args.threads),
         "large_home": lambda: bench_large_home(bundle, args.threads),
         "grammar": lambda: bench_grammar(bundle),

@@ -153,8 +153,9 @@ def sample_command(rng: random.Random, intents: Intents, home: Home, area: str |
     # Only template blocks this home can answer. Drawn flat, except HassGetState's: most of its
     # blocks need no particular domain, dozens ask sensors and binary sensors by device class, and a
     # home answers only a few of those, so a flat draw almost never asked a sensor's value. Its
-    # blocks are drawn by required domain with the shares below. (Drawing every intent's blocks by domain was measured and not adopted: it cut the light
-    # templates' share of HassTurnOn/Off and the suite's light commands got worse, README.)
+    # blocks are drawn by required domain with the shares below. (Drawing every intent's blocks by
+    # domain was measured and not adopted: it cut the light templates' share of HassTurnOn/Off and
+    # the suite's light commands got worse, README.)
     usable = [d for d in intent.data if d.sentences and _satisfiable(d, home)]
     if not usable:
         return None

@@ -97,6 +97,11 @@ NAMED_INTENTS = {"HassTurnOn", "HassTurnOff", "HassGetState"}
 SET_WORDS = re.compile(r"\b(?:any|all|every|each|which|how many)\b", re.IGNORECASE)
 
 
+def _words(text: str) -> str:
+    """Lower-case words separated by single spaces, punctuation dropped ("Shut the Door!" -> "shut the door")."""
+    return re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip()
+
+
 def prefer_named_entity(intent: Intent, home: Home, text: str) -> Intent:
     """``intent`` naming the one entity the text literally names, where the LLM answered with a
     domain (and class) instead: "shut the garage door" in a home with a "Garage Door" is that
@@ -107,13 +112,13 @@ def prefer_named_entity(intent: Intent, home: Home, text: str) -> Intent:
     s = intent.slots
     if intent.name not in NAMED_INTENTS or "name" in s or "domain" not in s or SET_WORDS.search(text):
         return intent
-    said = f" {re.sub(r'[^a-z0-9]+', ' ', text.casefold())} "
+    said = f" {_words(text)} "
     found: dict[str, int] = {}  # entity name -> longest of its names in the text
     for e in home.exposed:
         if e.domain != s["domain"] or s.get("device_class") not in (None, e.attributes.get("device_class")):
             continue
         for n in e.names:
-            words = re.sub(r"[^a-z0-9]+", " ", n.casefold()).strip()
+            words = _words(n)
             if words and f" {words} " in said:
                 found[e.name] = max(found.get(e.name, 0), len(words))
     if not found:

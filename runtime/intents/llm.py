@@ -56,7 +56,7 @@ class SharedKv:
     the graph; positions [0, length) are valid, the first ``prefix`` of them the instruction's."""
 
     arrays: list[np.ndarray]
-    values: list[Any]  # the same memory as onnxruntime OrtValues
+    binding: Any  # onnxruntime IOBinding with every past/present K/V bound to its buffer, once
     prefix: int
     length: int
 
@@ -131,8 +131,13 @@ class IntentLLM:
             buf = np.zeros(shape, dtype=self._kv_dtype)
             buf[:, :, :length] = part
             arrays.append(buf)
-        values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays]
-        return SharedKv(arrays, values, length, length)
+        binding = self.session.io_binding()
+        for i, buf in enumerate(arrays):
+            kind = "key" if i % 2 == 0 else "value"
+            value = ort.OrtValue.ortvalue_from_numpy(buf)
+            binding.bind_ortvalue_input(f"past_key_values.{i // 2}.{kind}", value)
+            binding.bind_ortvalue_output(f"present.{i // 2}.{kind}", value)
+        return SharedKv(arrays, binding, length, length)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
@@ -189,13 +194,9 @@ class IntentLLM:
         total = cache.length + len(ids)
         if total > cache.capacity:
             raise ValueError(f"in-place KV cache full ({total} > {cache.capacity} positions)")
-        binding = self.session.io_binding()
+        binding = cache.binding  # K/V stay bound; only the ids, the mask and the logits change
         binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
         binding.bind_cpu_input("attention_mask", np.ones((1, total), dtype=np.int64))
-        for i in range(2 * self.layers):
-            name = f"{'key' if i % 2 == 0 else 'value'}"
-            binding.bind_ortvalue_input(f"past_key_values.{i // 2}.{name}", cache.values[i])
-            binding.bind_ortvalue_output(f"present.{i // 2}.{name}", cache.values[i])
         logits = np.empty((1, len(ids), self._vocab), dtype=np.float32)
         binding.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(logits))
         self.session.run_with_iobinding(binding)
