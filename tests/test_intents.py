@@ -22,15 +22,16 @@ PARAPHRASES = ROOT / "tests" / "data" / "paraphrases.yaml"
 FRESH_PARAPHRASES = ROOT / "tests" / "data" / "paraphrases_fresh.yaml"
 needs_ha = pytest.mark.skipif(not HA_TESTS.exists(), reason="../shared/ha-intents-tests not present")
 
-# Floors a little under what was measured (README "Intent numbers": merged 99.4%, LLM alone 81.0% on
-# Home Assistant's suite, 87.5% on our paraphrases); a drop below them is a regression. The merged
-# and paraphrase floors are the product targets (98% / 85%); the suite's LLM-alone floor is below
-# its target (90%), which this model does not reach yet.
+# Floors a little under what was measured (README "Intent numbers": merged 99.4%, LLM alone 83.1% on
+# Home Assistant's suite, 85.0% (34 of 40) on our paraphrases); a drop below them is a regression.
+# The merged floor is the product target (98%). The paraphrase measurement sits exactly on its
+# target (85%), so its floor is one sentence under it (33 of 40) rather than failing on a one-sentence
+# wobble; the suite's LLM-alone floor is below its target (90%), which this model does not reach yet.
 FLOOR_HA_MERGED = 0.98
-FLOOR_HA_LLM_ONLY = 0.78
-FLOOR_PARAPHRASES_LLM_ONLY = 0.85
-# tests/data/paraphrases_fresh.yaml, written after the answer rules: 81.8% measured (18 of 22).
-FLOOR_FRESH_PARAPHRASES_LLM_ONLY = 0.77
+FLOOR_HA_LLM_ONLY = 0.81
+FLOOR_PARAPHRASES_LLM_ONLY = 0.825
+# tests/data/paraphrases_fresh.yaml, written after the answer rules: 90.9% measured (20 of 22).
+FLOOR_FRESH_PARAPHRASES_LLM_ONLY = 0.86
 
 
 @pytest.fixture(scope="module")
@@ -147,23 +148,48 @@ def test_commands_split_on_joiners_but_not_inside_a_quantity() -> None:
         assert split_commands(one) == [one]
 
 
-def test_a_command_without_a_place_means_the_speakers_area(home) -> None:
-    from runtime.intents.engine import with_speaker_area
+def test_places_are_the_ones_said_or_the_speakers_where_home_assistant_takes_it(home, ha_intents) -> None:
+    from runtime.intents.engine import places_as_said
+    from runtime.intents.templates import context_area_intents
+
+    here = context_area_intents(ha_intents)
+    assert {"HassTurnOff", "HassMediaPause", "HassMediaSearchAndPlay"} <= here
+    assert "HassGetState" not in here  # "are the lights on?" is about the whole home
+
+    def said(intent: Intent, area: str | None, text: str) -> dict:
+        return places_as_said(intent, home, text, area, here).slots
 
     off = Intent("HassTurnOff", {"domain": "light"})
-    assert with_speaker_area(off, "Kitchen", "turn off the lights").slots == {
-        "domain": "light",
-        "area": "Kitchen",
-    }
-    assert with_speaker_area(off, "Kitchen", "turn off the lights in the whole house") == off
-    assert with_speaker_area(off, "Kitchen", "lights off everywhere") == off
-    assert with_speaker_area(off, None, "turn off the lights") == off  # speaker's area unknown
-    named = Intent("HassTurnOff", {"name": "Desk Lamp", "domain": "light"})
-    assert with_speaker_area(named, "Kitchen", "turn off the desk lamp") == named
-    placed = Intent("HassTurnOff", {"area": "Office", "domain": "light"})
-    assert with_speaker_area(placed, "Kitchen", "turn off the office lights") == placed
+    # no place said: the speaker's area, unless the text means the whole home
+    assert said(off, "Kitchen", "turn off the lights") == {"domain": "light", "area": "Kitchen"}
+    assert said(off, "Kitchen", "turn off the lights in the whole house") == {"domain": "light"}
+    assert said(off, "Kitchen", "lights off everywhere") == {"domain": "light"}
+    assert said(off, None, "turn off the lights") == {"domain": "light"}  # speaker's area unknown
+    assert said(Intent("HassMediaPause", {}), "Office", "pause") == {"area": "Office"}
     question = Intent("HassGetState", {"domain": "light", "state": "on"})
-    assert with_speaker_area(question, "Kitchen", "are the lights on") == question
+    assert said(question, "Kitchen", "are the lights on") == question.slots
+    # a place said is kept, also as part of a longer phrase ("the living room's lamps")
+    placed = Intent("HassTurnOff", {"area": "Office", "domain": "light"})
+    assert said(placed, "Kitchen", "turn off the office lights") == placed.slots
+    assert said(
+        Intent("HassTurnOff", {"area": "Living Room", "domain": "light"}), None, "living room lights off"
+    ) == {
+        "area": "Living Room",
+        "domain": "light",
+    }
+    # a place nobody said is dropped: inside the entity's name, or made up
+    lamp = Intent("HassGetState", {"name": "Bedroom Lamp", "area": "Bedroom", "state": "on"})
+    assert said(lamp, None, "is the bedroom lamp on?") == {"name": "Bedroom Lamp", "state": "on"}
+    assert said(Intent("HassMediaPause", {"name": "TV", "area": "Garage"}), "Office", "TV pause") == {
+        "name": "TV"
+    }
+    # ...or inside a title: "play The Office" in the kitchen plays in the kitchen
+    play = Intent("HassMediaSearchAndPlay", {"search_query": "The Office", "area": "Office"})
+    assert said(play, "Kitchen", "play The Office") == {"search_query": "The Office", "area": "Kitchen"}
+    # the speaker's area said as "here" stays
+    here_lamp = Intent("HassTurnOn", {"name": "Desk Lamp", "area": "Office"})
+    assert said(here_lamp, "Office", "turn on the desk lamp in here") == here_lamp.slots
+    assert said(here_lamp, "Kitchen", "turn on the desk lamp in here") == {"name": "Desk Lamp"}
 
 
 def test_an_entity_named_in_the_text_wins_over_its_class(home) -> None:
@@ -353,9 +379,10 @@ def _grammar_accepts(llm, schema: dict, answer: list[dict]) -> bool:
     return bool(ok) and matcher.is_accepting()
 
 
-def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm) -> None:
+def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm, ha_intents) -> None:
     """Slots the LLM adds to a name must be that entity's own (domain, device class, the states its
     domain has); without a name, device classes are the domain's, including ones this home lacks."""
+    from export.llm.spec import domain_classes
     from runtime.home import home_from_dict
     from runtime.intents.schema import answer_schema
 
@@ -395,7 +422,8 @@ def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm)
                 "domain": {"kind": "enum", "values": ["cover", "light"]},
                 "device_class": {"kind": "enum", "values": ["curtain"]},
             },
-        }
+        },
+        "domain_classes": domain_classes(ha_intents),  # as the exporter writes it
     }
     schema = answer_schema(spec, home)
 
@@ -413,8 +441,8 @@ def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm)
     assert accepts(get, {"area": "Kitchen", "domain": "cover", "device_class": "curtain", "state": "open"})
     assert not accepts(get, {"area": "Kitchen", "domain": "cover", "device_class": "aqi", "state": "open"})
     assert not accepts(get, {"name": "Garage", "domain": "cover"})  # not in the home
-    # Without a name, the device classes are the chosen domain's own: Home Assistant's binary-sensor
-    # classes (also those neither the spec nor this home has), never a cover's.
+    # Without a name, the device classes are the chosen domain's own: those Home Assistant's
+    # templates ask about (also ones neither the intent's data nor this home has), never a cover's.
     assert accepts(get, {"domain": "binary_sensor", "device_class": "presence", "state": "on"})
     assert not accepts(get, {"domain": "binary_sensor", "device_class": "curtain", "state": "on"})
     assert not accepts(get, {"domain": "cover", "device_class": "battery", "state": "open"})
@@ -423,6 +451,9 @@ def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm)
     assert accepts("HassTurnOn", {"name": "all", "domain": "light"})
     assert accepts("HassTurnOn", {"name": "Lamp", "domain": "light"})
     assert not accepts("HassTurnOn", {"name": "Lamp", "domain": "cover"})
+    # A domain the templates never ask by class (lights) offers no class at all.
+    assert accepts(get, {"domain": "light", "state": "on"})
+    assert not accepts(get, {"domain": "light", "device_class": "curtain", "state": "on"})
 
 
 def test_grammar_is_compiled_once_per_home_and_copied_per_command(intent_llm, home) -> None:

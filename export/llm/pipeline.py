@@ -18,10 +18,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +29,7 @@ from export.bundle_writer import publish_component
 from export.llm.dataset import Example, build_examples
 from export.llm.finetune import ADAPTER_DIR
 from export.llm.source import load_llm_source
+from export.llm.spec import intent_spec
 from export.onnx_tools import describe_graph
 from runtime import bundle as fmt
 from runtime.intents.prompt import END, PREFIX, SUFFIX
@@ -47,16 +46,6 @@ QUANTS: dict[str, tuple[str, str, list[str]]] = {
 # positions, or whose task accuracy is more than 5 points below the PyTorch model's.
 MIN_TOKEN_AGREEMENT = 0.95
 MAX_ACCURACY_DROP = 0.05
-HA_RANGES = {
-    "brightness": (0, 100),
-    "position": (0, 100),
-    "volume_level": (0, 100),
-    "temperature": (0, 100),
-    "hours": (0, 100),
-    "minutes": (0, 100),
-    "seconds": (0, 100),
-}
-TEXT_SLOTS = {"item", "search_query", "message", "conversation_command", "zone"}
 
 
 class LlmParityError(RuntimeError):
@@ -67,35 +56,6 @@ class LlmParityError(RuntimeError):
 class LlmExportResult:
     bundle_dir: Path
     parity: dict[str, dict]
-
-
-def intent_spec(examples: list[Example]) -> dict[str, Any]:
-    """Which slots each intent takes, and of what kind, as seen in Home Assistant-labelled data."""
-    seen: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for ex in examples:
-        for intent in ex.intents:
-            seen[intent["name"]]  # an intent with no slots still counts
-            for slot, value in intent["slots"].items():
-                seen[intent["name"]][slot].append(value)
-    spec: dict[str, dict[str, dict]] = {}
-    for intent, slots in seen.items():
-        spec[intent] = {}
-        for slot, values in slots.items():
-            if slot == "name":
-                kind = {"kind": "text"} if "Timer" in intent else {"kind": "entity"}
-            elif slot in ("area", "floor"):
-                kind = {"kind": slot}
-            elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                lo, hi = HA_RANGES.get(slot, (min(0, min(values)), max(100, max(values))))
-                kind = {"kind": "integer", "min": lo, "max": hi}
-            elif all(isinstance(v, (int, float)) for v in values):
-                kind = {"kind": "number", "min": 0, "max": 100}
-            elif slot in TEXT_SLOTS:
-                kind = {"kind": "text", "max_length": 60}
-            else:
-                kind = {"kind": "enum", "values": sorted({str(v) for v in values})}
-            spec[intent][slot] = kind
-    return {"intents": dict(sorted(spec.items()))}
 
 
 def merged_model(base: Path | None, adapter: Path):
@@ -242,7 +202,7 @@ def export_llm(
         llm.mkdir()
         intents = load_language_intents()
         spec_examples = build_examples(3000, 97, intents)
-        (llm / "intent_spec.json").write_text(json.dumps(intent_spec(spec_examples), indent=1))
+        (llm / "intent_spec.json").write_text(json.dumps(intent_spec(spec_examples, intents), indent=1))
         shutil.copyfile(hf_dir / "tokenizer.json", llm / "tokenizer.json")
         fix_tokenizer(llm / "tokenizer.json")
         _check_tokenizer(llm / "tokenizer.json", source.tokenizer, spec_examples[:50])
@@ -289,7 +249,12 @@ def export_llm(
         for path in sorted(llm.iterdir()):
             fmt.add_file(work, manifest, f"llm/{path.name}")
         for v in variants.values():
-            graph = {"component": "llm", "role": "decoder", "quant": v["quant"], **describe_graph(work / v["file"])}
+            graph = {
+                "component": "llm",
+                "role": "decoder",
+                "quant": v["quant"],
+                **describe_graph(work / v["file"]),
+            }
             if v["quant"] == "fp16":  # the GPU graph: the shape ranges a TensorRT build needs
                 graph["trt_profile"] = graph_profile(graph, {"kv_cache_dim": component["head_dim"]})
             manifest["graphs"][v["file"]] = graph

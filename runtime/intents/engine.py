@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from runtime.home import Home
 from runtime.intents.result import Intent, IntentResult
-from runtime.intents.templates import TemplateMatcher
+from runtime.intents.templates import TemplateMatcher, context_area_intents
 
 MAX_TEXT = 300  # characters; a spoken command is far shorter
 # "turn off the kitchen lights and lock the front door": tried as separate commands when the whole
@@ -31,16 +31,19 @@ NUMBER_START = re.compile(
     re.IGNORECASE,
 )
 DEFAULT_MIN_CONFIDENCE = 0.5
-# "turn off the lights" said in the bedroom means the bedroom's, as in Home Assistant's templates,
-# which take the speaker's area for an on/off/brightness command that names no place and say
-# "everywhere", "in the house"... for the whole home. The LLM often leaves the place out (measured
-# on the suite's "lights on in here" sentences), and acting on every light in the home would be the
-# wrong and surprising reading, so the speaker's area is filled in here.
-HERE_INTENTS = {"HassTurnOn", "HassTurnOff", "HassLightSet"}
+# Places as Home Assistant reads them (``places_as_said``): an area or floor is one the words say,
+# or the speaker's area for the intents whose templates take it from the context ("pause", "play
+# X", "turn off the lights"), never one the LLM added on its own. "everywhere", "in the house"...
+# mean the whole home, as in Home Assistant's templates.
 WHOLE_HOME = re.compile(
     r"\b(?:everywhere|house|home|apartment|flat|entire|whole|every room|each room|all rooms)\b",
     re.IGNORECASE,
 )
+HERE = re.compile(r"\b(?:here|this (?:room|space)|(?:my|our|the) room)\b", re.IGNORECASE)
+# Words of a place name that do not say which place it is ("the living room": "living" does).
+PLACE_FILLER = {"the", "room", "floor", "level", "and", "of"}
+# Free-text slots: a place inside a title or an item is not a place said ("play The Office").
+TEXT_SLOTS = ("name", "search_query", "item", "message")
 
 
 def unknown_references(intent: Intent, home: Home) -> list[str]:
@@ -76,19 +79,46 @@ def split_commands(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def with_speaker_area(intent: Intent, area: str | None, text: str) -> Intent:
-    """``intent`` with the speaker's area where it is an on/off/brightness command over a domain
-    that names no place and the text does not mean the whole home (see HERE_INTENTS)."""
-    s = intent.slots
+def _says_place(said: str, names: tuple[str, ...]) -> bool:
+    return any(
+        f" {w} " in said for n in names for w in _words(n).split() if w not in PLACE_FILLER and len(w) > 2
+    )
+
+
+def places_as_said(
+    intent: Intent, home: Home, text: str, here: str | None, context_intents: frozenset[str]
+) -> Intent:
+    """``intent`` with the area and floor the text says. An area or floor none of whose words is said
+    (outside the entity's name and free text: "is the bedroom lamp on?", "TV pause" answered with
+    area "Outside") is dropped, unless it is the speaker's and the text says "here". Then, as Home
+    Assistant's templates do for ``context_intents`` (those whose templates take the speaker's area
+    from context), a command that names no entity, area or floor is the speaker's area's, unless the
+    text means the whole home; for on/off only when it names a domain ("turn off the lights" said in
+    the bedroom: the LLM often leaves the place out, and acting on the whole home is the wrong and
+    surprising reading)."""
+    s = dict(intent.slots)
+    said = f" {_words(text)} "
+    for key in TEXT_SLOTS:
+        value = s.get(key)
+        if isinstance(value, str) and _words(value):
+            said = said.replace(f" {_words(value)} ", " ")
+    for slot, find in (("area", home.area), ("floor", home.floor)):
+        value = s.get(slot)
+        if not isinstance(value, str):
+            continue
+        place = find(value)
+        names = (place.name, *place.aliases) if place is not None else (value,)
+        if not _says_place(said, names) and not (value == here and HERE.search(text)):
+            del s[slot]
     if (
-        area is None
-        or intent.name not in HERE_INTENTS
-        or "domain" not in s
-        or any(k in s for k in ("name", "area", "floor"))
-        or WHOLE_HOME.search(text)
+        here is not None
+        and intent.name in context_intents
+        and not any(k in s for k in ("name", "area", "floor"))
+        and (intent.name not in ("HassTurnOn", "HassTurnOff") or "domain" in s)
+        and not WHOLE_HOME.search(text)
     ):
-        return intent
-    return Intent(intent.name, {**s, "area": area})
+        s["area"] = here
+    return intent if s == intent.slots else Intent(intent.name, s)
 
 
 NAMED_INTENTS = {"HassTurnOn", "HassTurnOff", "HassGetState"}
@@ -142,6 +172,7 @@ class IntentEngine:
     llm: object | None = None  # runtime.intents.llm.IntentLLM
     grammar: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    context_intents: frozenset[str] = frozenset()  # see places_as_said
 
     @classmethod
     def build(
@@ -152,7 +183,8 @@ class IntentEngine:
             from runtime.intents.schema import answer_schema
 
             grammar = llm.grammar(answer_schema(llm.spec, home))
-        return cls(home, TemplateMatcher.for_home(home, intents), llm, grammar, min_confidence)
+        templates = TemplateMatcher.for_home(home, intents)
+        return cls(home, templates, llm, grammar, min_confidence, context_area_intents(templates.intents))
 
     def parse(
         self, text: str, area: str | None = None, templates: bool = True, use_llm: bool = True
@@ -211,10 +243,12 @@ class IntentEngine:
             return done(IntentResult(text, [], "none", 0.0, f"llm: {answer.error}"))
         here = self.home.area(area).name if area is not None else None
         intents = [
-            with_speaker_area(
+            places_as_said(
                 prefer_named_entity(Intent(i["name"], _clean_slots(i.get("slots", {}))), self.home, text),
-                here,
+                self.home,
                 text,
+                here,
+                self.context_intents,
             )
             for i in answer.intents
         ]

@@ -3,8 +3,9 @@
 Every intent name, and for each intent exactly the slots Home Assistant uses with it; entity, area
 and floor slots are enums of the home's *exposed* names, so the decoder cannot even spell an entity
 the home does not expose. Numbers carry their ranges (brightness 0-100...). The bundle's
-``llm/intent_spec.json`` (written by the exporter from the training data) says which slot has which
-kind; the home fills in the names. For intents that name a domain, what the answer adds to a
+``llm/intent_spec.json`` (written by the exporter from the training data and Home Assistant's
+templates, ``export/llm/spec.py``) says which slot has which kind and values, and which device
+classes each domain can be asked about; the home fills in the names. For intents that name a domain, what the answer adds to a
 name must be that entity's own domain, device class and states (``_consistent_slots``).
 """
 
@@ -92,35 +93,6 @@ DOMAIN_STATES: dict[str, tuple[str, ...]] = {
     "sensor": (),
 }
 
-# Home Assistant's device classes (its CoverDeviceClass, ValveDeviceClass, BinarySensorDeviceClass
-# and SensorDeviceClass enums) for the domains whose commands name a class. The bundle's intent spec
-# records the classes per intent, not per domain, so without these a nameless "are any switches on?"
-# could be answered as a binary sensor of class "shade" (a cover's; measured on the suite). Other
-# domains offer the classes the training data showed plus the home's own.
-DOMAIN_CLASSES: dict[str, tuple[str, ...]] = {
-    "cover": ("awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"),
-    "valve": ("gas", "water"),
-    "binary_sensor": tuple(
-        (
-            "battery battery_charging carbon_monoxide cold connectivity door garage_door gas heat "
-            "light lock moisture motion moving occupancy opening plug power presence problem running "
-            "safety smoke sound tamper update vibration window"
-        ).split()
-    ),
-    "sensor": tuple(
-        (
-            "apparent_power aqi area atmospheric_pressure battery blood_glucose_concentration "
-            "carbon_dioxide carbon_monoxide conductivity current data_rate data_size date distance "
-            "duration energy energy_distance energy_storage enum frequency gas humidity illuminance "
-            "irradiance moisture monetary nitrogen_dioxide nitrogen_monoxide nitrous_oxide ozone ph "
-            "pm1 pm10 pm25 power power_factor precipitation precipitation_intensity pressure "
-            "reactive_energy reactive_power signal_strength sound_pressure speed sulphur_dioxide "
-            "temperature timestamp volatile_organic_compounds volatile_organic_compounds_parts "
-            "voltage volume volume_flow_rate volume_storage water weight wind_direction wind_speed"
-        ).split()
-    ),
-}
-
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
     ordered = {k: properties[k] for k in sorted(properties, key=slot_rank)}
@@ -141,7 +113,9 @@ def _states(domain: str, kind: dict[str, Any] | None) -> list[str]:
     return [s for s in kind["values"] if s not in known]
 
 
-def _consistent_slots(slots: dict[str, Any], home: Home, intent: str) -> dict[str, Any]:
+def _consistent_slots(
+    slots: dict[str, Any], home: Home, intent: str, domain_classes: dict[str, list[str]] | None
+) -> dict[str, Any]:
     """Slots of an intent that names a domain (HassGetState, HassTurnOn...), as one alternative per
     kind of thing asked about, so that what the LLM says agrees with the home.
 
@@ -150,8 +124,9 @@ def _consistent_slots(slots: dict[str, Any], home: Home, intent: str) -> dict[st
     aqi sensor; a sensor has no on/off state). Home Assistant resolves a name together with the
     domain and device class the template set, so any other combination could never match. Without
     a name ("are any curtains open in the living room?") the domain is chosen first, then the device
-    classes and states of that domain (the home's classes plus all of Home Assistant's for covers,
-    valves, binary sensors and sensors, else the training data's). The name comes first in every
+    classes and states of that domain (the home's classes plus those Home Assistant's templates ask
+    about for that domain, from the spec's ``domain_classes``; a bundle without them offers the
+    intent's classes from the training data). The name comes first in every
     answer (``SLOT_ORDER``), so the grammar narrows what follows as soon as it is chosen.
     """
     common = {}
@@ -191,12 +166,14 @@ def _consistent_slots(slots: dict[str, Any], home: Home, intent: str) -> dict[st
     for domain in sorted(spec_domains):
         properties = dict(nameless, domain={"const": domain})
         if has_class:
-            # The home's classes plus every class the domain can have: "open the garage door" in a
-            # home without one must still be understood (and answered "no such device"), never turned
-            # into the nearest class the home has ("shade", measured on the suite); never a class of
-            # another domain.
-            classes = home_classes.get(domain, set()) | set(DOMAIN_CLASSES.get(domain, spec_classes))
-            properties["device_class"] = {"enum": sorted(classes)}
+            # The home's classes plus every class the templates ask about for this domain: "open the
+            # garage door" in a home without one must still be understood (and answered "no such
+            # device"), never turned into the nearest class the home has ("shade", measured on the
+            # suite); never a class of another domain ("are any switches on?" as a binary sensor of
+            # the cover class "shade", measured when classes were per intent).
+            known = spec_classes if domain_classes is None else set(domain_classes.get(domain, ()))
+            if classes := home_classes.get(domain, set()) | known:
+                properties["device_class"] = {"enum": sorted(classes)}
         if states := _states(domain, state_kind):
             properties["state"] = {"enum": states}
         options.append(_object(properties, ("domain",)))
@@ -215,7 +192,7 @@ def answer_schema(spec: dict[str, Any], home: Home) -> dict[str, Any]:
             and slots["domain"]["kind"] == "enum"
             and slots.get("name", {}).get("kind") == "entity"
         ):
-            slot_object = _consistent_slots(slots, home, intent)
+            slot_object = _consistent_slots(slots, home, intent, spec.get("domain_classes"))
         else:
             properties = {}
             for slot in slots:

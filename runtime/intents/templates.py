@@ -33,6 +33,16 @@ def load_language_intents(language: str = "en") -> Intents:
     return Intents.from_dict(data)
 
 
+def context_area_intents(intents: Intents) -> frozenset[str]:
+    """Intents with a template that takes the speaker's area as its area slot (``requires_context:
+    area: {slot: true}``: "pause", "play X", "what's the temperature", "turn on the lights")."""
+    return frozenset(
+        intent.name
+        for intent in intents.intents.values()
+        if any(isinstance((d.requires_context or {}).get("area"), dict) for d in intent.data)
+    )
+
+
 def slot_lists(home: Home) -> dict[str, SlotList]:
     entity_values = []
     for entity in home.exposed:
