@@ -186,6 +186,13 @@ def test_places_are_the_ones_said_or_the_speakers_where_home_assistant_takes_it(
     # ...or inside a title: "play The Office" in the kitchen plays in the kitchen
     play = Intent("HassMediaSearchAndPlay", {"search_query": "The Office", "area": "Office"})
     assert said(play, "Kitchen", "play The Office") == {"search_query": "The Office", "area": "Kitchen"}
+    # a misheard place is still the place said
+    misheard = Intent("HassTurnOff", {"area": "Kitchen", "domain": "light"})
+    assert said(misheard, "Office", "turn off the lights in the kichen") == misheard.slots
+    # ...and an action over a domain is never widened to the whole home by dropping its place
+    assert said(misheard, None, "turn off the lights over there") == misheard.slots
+    assert said(misheard, "Office", "turn off the lights over there") == {"area": "Office", "domain": "light"}
+    assert said(misheard, None, "turn off the lights in the whole house") == {"domain": "light"}
     # the speaker's area said as "here" stays
     here_lamp = Intent("HassTurnOn", {"name": "Desk Lamp", "area": "Office"})
     assert said(here_lamp, "Office", "turn on the desk lamp in here") == here_lamp.slots

@@ -13,6 +13,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from rapidfuzz import fuzz
+
 from runtime.home import Home
 from runtime.intents.result import Intent, IntentResult
 from runtime.intents.templates import TemplateMatcher, context_area_intents
@@ -42,6 +44,7 @@ WHOLE_HOME = re.compile(
 HERE = re.compile(r"\b(?:here|this (?:room|space)|(?:my|our|the) room)\b", re.IGNORECASE)
 # Words of a place name that do not say which place it is ("the living room": "living" does).
 PLACE_FILLER = {"the", "room", "floor", "level", "and", "of"}
+SAID_SIMILARITY = 80  # rapidfuzz ratio: "kichen"/"kitchen" 92, "office"/"off" 67
 # Free-text slots: a place inside a title or an item is not a place said ("play The Office").
 TEXT_SLOTS = ("name", "search_query", "item", "message")
 
@@ -80,8 +83,15 @@ def split_commands(text: str) -> list[str]:
 
 
 def _says_place(said: str, names: tuple[str, ...]) -> bool:
+    """Whether a word of one of ``names`` that tells the place apart is in ``said``, also as heard
+    ("kichen": similarity >= SAID_SIMILARITY, as ASR misspells names)."""
+    heard = said.split()
     return any(
-        f" {w} " in said for n in names for w in _words(n).split() if w not in PLACE_FILLER and len(w) > 2
+        fuzz.ratio(w, h) >= SAID_SIMILARITY
+        for n in names
+        for w in _words(n).split()
+        if w not in PLACE_FILLER and len(w) > 2
+        for h in heard
     )
 
 
@@ -95,8 +105,20 @@ def places_as_said(
     from context), a command that names no entity, area or floor is the speaker's area's, unless the
     text means the whole home; for on/off only when it names a domain ("turn off the lights" said in
     the bedroom: the LLM often leaves the place out, and acting on the whole home is the wrong and
-    surprising reading)."""
+    surprising reading).
+
+    Never broadens an action: an unsaid place is only dropped where a device is named, the intent
+    is a question, the text says the whole home, or the speaker's area takes its place. "turn off
+    the lights in the kichen" (a misheard place) keeps the LLM's Kitchen rather than becoming every
+    light in the home."""
     s = dict(intent.slots)
+    named = isinstance(s.get("name"), str) and s["name"] != "all"
+    may_drop = (
+        named
+        or intent.name == "HassGetState"
+        or bool(WHOLE_HOME.search(text))
+        or (here is not None and intent.name in context_intents)
+    )
     said = f" {_words(text)} "
     for key in TEXT_SLOTS:
         value = s.get(key)
@@ -108,7 +130,7 @@ def places_as_said(
             continue
         place = find(value)
         names = (place.name, *place.aliases) if place is not None else (value,)
-        if not _says_place(said, names) and not (value == here and HERE.search(text)):
+        if may_drop and not _says_place(said, names) and not (value == here and HERE.search(text)):
             del s[slot]
     if (
         here is not None
