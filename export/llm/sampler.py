@@ -85,9 +85,9 @@ INTENT_WEIGHTS = {
 # Share of HassGetState's template blocks per domain (the domain the block requires or sets; "None":
 # questions about any entity or any on/off domain, "is the bedroom lamp on?", "how many lights are
 # on?"); see sample_command. Keyed by the required domain alone, "None" also held the ~100 blocks
-# that set a lock, cover, person or binary-sensor class, so "how many lights are on?" was ~1 in 300
-# questions and the model answered it as a binary sensor of class light (suite, adapter of
-# 2026-11-26).
+# that set a lock, cover, person or binary-sensor class, so "how many lights are on?" was so rare
+# that the exporter's 3,000-example sample for the intent spec held none, and the model answered it
+# as a binary sensor of class light (suite, adapter of 2026-11-26 14:25).
 BLOCK_SHARES = {
     "HassGetState": {
         "None": 0.3,
