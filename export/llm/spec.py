@@ -46,6 +46,16 @@ def _list_refs(expr, rules: dict, seen: frozenset[str] = frozenset()) -> Iterato
         yield from _list_refs(rules[expr.rule_name].expression, rules, seen | {expr.rule_name})
 
 
+def _block_lists(intents: Intents, data) -> Iterator[tuple[str, SlotList | None]]:
+    """(slot name, its slot list) for every list reference in a template block's sentences; the list
+    is None where the home provides it (names, areas, zones)."""
+    rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
+    lists: dict[str, SlotList] = {**intents.slot_lists, **(data.slot_lists or {})}
+    for sentence in data.sentences:
+        for ref in _list_refs(sentence.expression, rules):
+            yield ref.slot_name, lists.get(ref.list_name)
+
+
 def _text_values(values: TextSlotList) -> set[str]:
     out = set()
     for v in values.values:
@@ -66,25 +76,21 @@ def template_slots(intents: Intents) -> dict[str, dict[str, dict[str, Any]]]:
             for slot, value in (data.slots or {}).items():
                 if isinstance(value, str):
                     slots[slot].setdefault("values", set()).add(value)
-            rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
-            lists: dict[str, SlotList] = {**intents.slot_lists, **(data.slot_lists or {})}
-            for sentence in data.sentences:
-                for ref in _list_refs(sentence.expression, rules):
-                    if ref.slot_name in HOME_SLOTS:
-                        continue
-                    values = lists.get(ref.list_name)
-                    if isinstance(values, TextSlotList):
-                        slots[ref.slot_name].setdefault("values", set()).update(_text_values(values))
-                    elif isinstance(values, RangeSlotList):
-                        lo, hi, frac = slots[ref.slot_name].get("range", (values.start, values.stop, False))
-                        slots[ref.slot_name]["range"] = (
-                            min(lo, values.start),
-                            max(hi, values.stop),
-                            frac or values.fraction_type is not None,
-                        )
-                    elif isinstance(values, WildcardSlotList):
-                        slots[ref.slot_name]["text"] = True
-                    # None: a list the home provides (zones...); the data's values stand
+            for slot, values in _block_lists(intents, data):
+                if slot in HOME_SLOTS:
+                    continue
+                if isinstance(values, TextSlotList):
+                    slots[slot].setdefault("values", set()).update(_text_values(values))
+                elif isinstance(values, RangeSlotList):
+                    lo, hi, frac = slots[slot].get("range", (values.start, values.stop, False))
+                    slots[slot]["range"] = (
+                        min(lo, values.start),
+                        max(hi, values.stop),
+                        frac or values.fraction_type is not None,
+                    )
+                elif isinstance(values, WildcardSlotList):
+                    slots[slot]["text"] = True
+                # None: a list the home provides (zones...); the data's values stand
     return found
 
 
@@ -99,13 +105,9 @@ def domain_classes(intents: Intents) -> dict[str, list[str]]:
             domains = [domains] if isinstance(domains, str) else list(domains or [])
             found = context.get("device_class") or fixed.get("device_class")
             found = {found} if isinstance(found, str) else set(found or [])
-            rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
-            lists: dict[str, SlotList] = {**intents.slot_lists, **(data.slot_lists or {})}
-            for sentence in data.sentences:
-                for ref in _list_refs(sentence.expression, rules):
-                    values = lists.get(ref.list_name)
-                    if ref.slot_name == "device_class" and isinstance(values, TextSlotList):
-                        found |= _text_values(values)
+            for slot, values in _block_lists(intents, data):
+                if slot == "device_class" and isinstance(values, TextSlotList):
+                    found |= _text_values(values)
             for domain in domains:
                 classes[domain] |= found
     return {d: sorted(c) for d, c in sorted(classes.items()) if c}
