@@ -65,7 +65,7 @@ INTENT_WEIGHTS = {
     "HassSetPosition": 2,
     "HassMediaSearchAndPlay": 4,
     "HassStartTimer": 4,
-    "HassSetVolume": 1.5,
+    "HassSetVolume": 2.5,  # "turn the volume down to 90 percent" was read as a step down (12 of 18)
     "HassVacuumStart": 1,
     "HassListAddItem": 1.5,
     "HassShoppingListAddItem": 1,
@@ -87,16 +87,18 @@ INTENT_WEIGHTS = {
 # on?"); see sample_command. Keyed by the required domain alone, "None" also held the ~100 blocks
 # that set a lock, cover, person or binary-sensor class, so "how many lights are on?" was so rare
 # that the exporter's 3,000-example sample for the intent spec held none, and the model answered it
-# as a binary sensor of class light (suite, adapter of 2026-11-26 14:25).
+# as a binary sensor of class light (suite, adapter of 2026-11-26 14:25). Binary sensors and sensors
+# then got a little more (their questions were still the most missed: 88 of 123 and 29 of 49, adapter
+# of 2026-11-26 18:30).
 BLOCK_SHARES = {
     "HassGetState": {
-        "None": 0.3,
-        "binary_sensor": 0.25,
-        "sensor": 0.2,
-        "cover": 0.08,
-        "lock": 0.08,
+        "None": 0.26,
+        "binary_sensor": 0.28,
+        "sensor": 0.22,
+        "cover": 0.09,
+        "lock": 0.07,
         "person": 0.04,
-        "other": 0.05,
+        "other": 0.04,
     },
 }
 
@@ -205,8 +207,10 @@ def sample_command(rng: random.Random, intents: Intents, home: Home, area: str |
         )
     rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
     sentences = data.sentences
-    if rng.random() < 0.6:
-        # Naming a device is what people do most; templates over-represent "all the X" forms.
+    if rng.random() < 0.5:
+        # Naming a device is what people do most; templates over-represent "all the X" forms. (0.6
+        # until the adapter of 2026-11-26 18:30, whose misses on the suite were area-wide commands
+        # read as a device: "turn off the kitchen light" -> Kitchen Switch, "unlock kitchen doors".)
         named = [s for s in sentences if "name" in s.list_names(rules)]
         sentences = named or sentences
     try:
