@@ -63,8 +63,13 @@ def spoken_form(text: str) -> str:
     sentence-initial capital ("Kill the kitchen lights." -> "kill the kitchen lights"). Whisper
     capitalizes and punctuates; Home Assistant's template sentences (our training commands) do not,
     and without this the LLM misreads "...living room blinds." and "Kill the kitchen lights.".
-    Inner words keep their case: the training commands spell the home's names in their own case."""
+    Inner words keep their case: the training commands spell the home's names in their own case.
+    So does a first word with more capitals than its first letter: "TV pause" must not become "tV
+    pause", which the LLM read as a place (suite: "TV go back to the previous track" -> area Entrance)."""
     text = " ".join(text.split()).strip(" .!?;:,")
+    first = text.split(" ", 1)[0]
+    if first[1:] != first[1:].lower():
+        return text
     return text[:1].lower() + text[1:]
 
 
