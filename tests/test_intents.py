@@ -446,7 +446,7 @@ def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm,
     }
     schema = answer_schema(spec, home)
 
-    def accepts(intent: str, slots: dict) -> bool:
+    def accepts(intent: str, slots: dict, schema: dict = schema) -> bool:
         return _grammar_accepts(intent_llm, schema, [{"name": intent, "slots": slots}])
 
     get = "HassGetState"
@@ -477,14 +477,10 @@ def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm,
     # A bundle exported before the spec carried classes per domain: a nameless domain is offered the
     # intent's classes from the data plus the home's, so its answers still parse as they did.
     old = answer_schema({"intents": spec["intents"]}, home)
-
-    def old_accepts(intent: str, slots: dict) -> bool:
-        return _grammar_accepts(intent_llm, old, [{"name": intent, "slots": slots}])
-
-    assert old_accepts(get, {"domain": "binary_sensor", "device_class": "motion", "state": "on"})
-    assert old_accepts(get, {"domain": "sensor", "device_class": "aqi"})  # the home's class
-    assert not old_accepts(get, {"domain": "binary_sensor", "device_class": "presence", "state": "on"})
-    assert old_accepts(get, {"name": "Air Sensor", "domain": "sensor", "device_class": "aqi"})
+    assert accepts(get, {"domain": "binary_sensor", "device_class": "motion", "state": "on"}, old)
+    assert accepts(get, {"domain": "sensor", "device_class": "aqi"}, old)  # the home's class
+    assert not accepts(get, {"domain": "binary_sensor", "device_class": "presence", "state": "on"}, old)
+    assert accepts(get, {"name": "Air Sensor", "domain": "sensor", "device_class": "aqi"}, old)
 
 
 def test_grammar_is_compiled_once_per_home_and_copied_per_command(intent_llm, home) -> None:

@@ -103,9 +103,16 @@ BLOCK_SHARES = {
 }
 
 
+def block_domains(data) -> list[str]:
+    """The domains a template block is about: those it requires of the entity, else the one it sets."""
+    domain = (data.requires_context or {}).get("domain") or (data.slots or {}).get("domain")
+    return [domain] if isinstance(domain, str) else list(domain or [])
+
+
 def block_domain(data) -> str:
-    """The domain a template block is about: the one it requires of the entity, else the one it sets."""
-    return str((data.requires_context or {}).get("domain") or (data.slots or {}).get("domain"))
+    """``block_domains`` as one group key ("None" for none, a list's text for several)."""
+    domains = block_domains(data)
+    return str(domains[0] if len(domains) == 1 else domains or None)
 
 
 @dataclass(frozen=True)

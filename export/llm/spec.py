@@ -20,6 +20,7 @@ from hassil.expression import Alternative, ListReference, Permutation, RuleRefer
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 
 from export.llm.dataset import Example
+from export.llm.sampler import block_domains
 
 # Slots whose values Home Assistant also bounds itself (its intent handlers' schemas).
 HA_RANGES = {
@@ -101,8 +102,7 @@ def domain_classes(intents: Intents) -> dict[str, list[str]]:
     for intent in intents.intents.values():
         for data in intent.data:
             context, fixed = data.requires_context or {}, data.slots or {}
-            domains = context.get("domain") or fixed.get("domain")
-            domains = [domains] if isinstance(domains, str) else list(domains or [])
+            domains = block_domains(data)
             found = context.get("device_class") or fixed.get("device_class")
             found = {found} if isinstance(found, str) else set(found or [])
             for slot, values in _block_lists(intents, data):
