@@ -22,13 +22,13 @@ PARAPHRASES = ROOT / "tests" / "data" / "paraphrases.yaml"
 FRESH_PARAPHRASES = ROOT / "tests" / "data" / "paraphrases_fresh.yaml"
 needs_ha = pytest.mark.skipif(not HA_TESTS.exists(), reason="../shared/ha-intents-tests not present")
 
-# Floors a little under what was measured (README "Intent numbers": merged 99.4%, LLM alone 86.2% on
+# Floors a little under what was measured (README "Intent numbers": merged 99.4%, LLM alone 90.8% on
 # Home Assistant's suite, 87.5% (35 of 40) on our paraphrases); a drop below them is a regression.
 # The merged floor is the product target (98%); the paraphrase floor is one sentence under the
-# measurement (34 of 40); the suite's LLM-alone floor is below its target (90%), which this model
-# does not reach yet.
+# measurement (34 of 40); the suite's LLM-alone floor is 1.8 points (19 sentences) under the
+# measurement, for a bundle exported on another machine, and 1 point under the target (90%).
 FLOOR_HA_MERGED = 0.98
-FLOOR_HA_LLM_ONLY = 0.83
+FLOOR_HA_LLM_ONLY = 0.89
 FLOOR_PARAPHRASES_LLM_ONLY = 0.85
 # tests/data/paraphrases_fresh.yaml, written after the answer rules: 81.8% measured (18 of 22; the
 # previous adapter 20 of 22), floor one sentence under (17 of 22).
@@ -205,10 +205,184 @@ def test_places_are_the_ones_said_or_the_speakers_where_home_assistant_takes_it(
     assert said(misheard, None, "turn off the lights over there") == misheard.slots
     assert said(misheard, "Office", "turn off the lights over there") == {"area": "Office", "domain": "light"}
     assert said(misheard, None, "turn off the lights in the whole house") == {"domain": "light"}
+    # "all" of a domain said in a room is that room's, unless the words say another place or the home
+    fans = Intent("HassTurnOff", {"name": "all", "domain": "fan"})
+    assert said(fans, "Office", "turn off all the fans") == {"domain": "fan", "area": "Office"}
+    assert said(fans, None, "turn off all the fans") == fans.slots
+    assert said(fans, "Office", "turn off all the fans everywhere") == fans.slots
+    kitchen_fans = Intent("HassTurnOff", {"name": "all", "domain": "fan", "area": "Kitchen"})
+    assert said(kitchen_fans, "Office", "turn off all the fans in the kitchen") == kitchen_fans.slots
     # the speaker's area said as "here" stays
     here_lamp = Intent("HassTurnOn", {"name": "Desk Lamp", "area": "Office"})
     assert said(here_lamp, "Office", "turn on the desk lamp in here") == here_lamp.slots
     assert said(here_lamp, "Kitchen", "turn on the desk lamp in here") == {"name": "Desk Lamp"}
+
+
+# A home with the kinds of things whose slots Home Assistant's templates take from the words said.
+SAID_HOME = {
+    "areas": [{"name": "Kitchen", "id": "kitchen"}, {"name": "Garage", "id": "garage"}],
+    "entities": [
+        {"name": "Phone", "id": f"binary_sensor.phone_{c}", "state": "off", "attributes": {"device_class": c}}
+        for c in ("battery", "battery_charging", "connectivity")
+    ]
+    + [
+        {
+            "name": "Gas",
+            "id": "binary_sensor.gas",
+            "area": "kitchen",
+            "state": "off",
+            "attributes": {"device_class": "gas"},
+        },
+        {
+            "name": "Smoke",
+            "id": "binary_sensor.smoke",
+            "area": "kitchen",
+            "state": "off",
+            "attributes": {"device_class": "smoke"},
+        },
+        {
+            "name": "Garage Door",
+            "id": "cover.garage_door",
+            "area": "garage",
+            "state": "closed",
+            "attributes": {"device_class": "garage"},
+        },
+        {"name": "Front Door", "id": "lock.front_door", "state": "locked"},
+        {"name": "TV", "id": "media_player.tv", "area": "kitchen", "state": "off"},
+    ],
+}
+
+
+def test_values_the_words_say_win_over_the_llms_guess(ha_intents) -> None:
+    from runtime.home import home_from_dict
+    from runtime.intents.engine import prefer_named_entity
+    from runtime.intents.said_values import SaidValues, values_said
+
+    home = home_from_dict(SAID_HOME)
+    said = SaidValues.from_templates(ha_intents)
+    # read from Home Assistant's lists, not a hand table
+    assert ("low", "on") in said.tables[("HassGetState", "state")][("binary_sensor", "battery")]
+    assert ("binary_sensor", "door") in said.classes_asked and ("cover", "garage") not in said.classes_asked
+
+    def fix(slots: dict, text: str, intent: str = "HassGetState") -> dict:
+        return values_said(Intent(intent, slots), home, text, said)
+
+    batteries = {"domain": "binary_sensor", "device_class": "battery", "state": "off"}
+    assert fix(batteries, "are any batteries low?") == {"state": "on", "device_class": "battery"}
+    # "normal" is also a cold or heat sensor's "off": the state is said, the class stays the LLM's
+    assert fix(batteries, "which batteries are normal") == {"state": "off"}
+    gas = {"domain": "binary_sensor", "device_class": "gas", "state": "off"}
+    assert fix(gas, "is gas detected in the kitchen") == {"state": "on"}
+    # the named thing's other class when only its words are said ("Phone" is three sensors)
+    phone = {"name": "Phone", "domain": "binary_sensor", "device_class": "connectivity", "state": "on"}
+    assert fix(phone, "is the phone charging?") == {"state": "on", "device_class": "battery_charging"}
+    assert fix(phone, "is the phone battery charged?") == {"state": "off", "device_class": "battery"}
+    assert fix(phone, "is the phone disconnected?") == {"state": "off", "device_class": "connectivity"}
+    # a phrase inside a longer one said is not said: "charging" in "not charging"
+    assert fix(phone, "is the phone not charging?") == {"state": "off", "device_class": "battery_charging"}
+    # words that fit several classes equally, or no state word at all: the LLM's answer stands
+    assert fix({"domain": "binary_sensor", "state": "on"}, "is anything detected?") == {}
+    assert fix(phone, "what about the phone?") == {}
+    # covers and locks: states by domain, the class is not the templates' business there
+    assert fix({"name": "Garage Door", "domain": "cover", "state": "open"}, "is the garage door shut") == {
+        "state": "closed"
+    }
+    assert fix({"name": "Front Door", "domain": "lock"}, "is the front door unlocked") == {
+        "state": "unlocked"
+    }
+    # media classes, but not a word of the title
+    play = {"search_query": "Serial"}
+    assert fix(play, "play the podcast Serial", "HassMediaSearchAndPlay") == {"media_class": "podcast"}
+    assert fix({"search_query": "The Truman Show"}, "play The Truman Show", "HassMediaSearchAndPlay") == {}
+    assert fix({"name": "TV"}, "turn on the TV", "HassTurnOn") == {}
+    # a question named after the fact keeps the class its templates ask by
+    gas_on = Intent("HassGetState", {"domain": "binary_sensor", "device_class": "gas", "state": "on"})
+    assert prefer_named_entity(gas_on, home, "is gas detected?", said.classes_asked).slots == {
+        "name": "Gas",
+        "domain": "binary_sensor",
+        "device_class": "gas",
+        "state": "on",
+    }
+
+
+def test_timer_durations_are_the_numbers_and_units_said() -> None:
+    from runtime.intents.said_values import durations_said
+
+    def fix(intent: str, slots: dict, text: str) -> dict:
+        return durations_said(Intent(intent, slots), text)
+
+    swapped = {"hours": 1, "minutes": 30, "seconds": 15}
+    assert fix("HassStartTimer", swapped, "set timer for 1 hour, 15 minutes, and 30 seconds") == {
+        "hours": 1,
+        "minutes": 15,
+        "seconds": 30,
+    }
+    # a unit the words do not say is dropped (None)
+    assert fix("HassStartTimer", swapped, "start a 1 hour and 15 minute timer") == {
+        "hours": 1,
+        "minutes": 15,
+        "seconds": None,
+    }
+    # the amount and the timer it changes, as the words place them
+    assert fix("HassDecreaseTimer", {"seconds": 5}, "remove 5 minutes from the 1 hour timer") == {
+        "minutes": 5,
+        "seconds": None,
+        "start_hours": 1,
+    }
+    assert fix("HassIncreaseTimer", {"minutes": 5}, "add 5 minutes to my timer for 1 hour") == {
+        "minutes": 5,
+        "start_hours": 1,
+    }
+    assert fix("HassCancelTimer", {"start_minutes": 4}, "cancel the 5 minute timer") == {"start_minutes": 5}
+    # fractions, a unit said twice, no number: left to the LLM
+    assert fix("HassStartTimer", {"minutes": 30}, "set a timer for 1/2 an hour") == {}
+    assert fix("HassStartTimer", {"minutes": 30}, "set a timer for half an hour") == {}
+    assert fix("HassStartTimer", {"minutes": 15}, "a 5 minute and 10 minute timer") == {}
+    assert fix("HassTimerStatus", {}, "how much time is left on my timer") == {}
+    assert fix("HassTurnOn", {"name": "TV"}, "turn on the TV for 5 minutes") == {}
+
+
+def test_confidence_leaves_out_what_the_words_settled() -> None:
+    from runtime.intents.llm import LlmAnswer
+    from runtime.intents.prompt import slot_spans, target_json
+
+    text = target_json(
+        [
+            {"name": "HassGetState", "slots": {"domain": "binary_sensor", "state": "off"}},
+            {"name": "HassTurnOn", "slots": {"name": "Lamp", "state": "on"}},
+        ]
+    )
+    first_state = text.index('"state":"off"')
+    second_state = text.index('"state":"on"')
+    assert [text[a:b] for a, b in slot_spans(text, [{"state"}, set()])] == [',"state":"off"']
+    assert [text[a:b] for a, b in slot_spans(text, [set(), {"name", "state"}])] == [
+        '"name":"Lamp"',
+        ',"state":"on"',
+    ]
+    answer = LlmAnswer(
+        intents=[],
+        text=text,
+        confidence=0.3,
+        prompt_tokens=0,
+        generated_tokens=0,
+        model_steps=0,
+        forced_tokens=0,
+        choices=[(first_state + len('"state":"'), 0.3), (second_state + len('"state":"'), 0.6), (2, 0.9)],
+    )
+    assert answer.confidence_without(slot_spans(text, [{"state"}, set()])) == 0.6
+    assert answer.confidence_without(slot_spans(text, [{"state"}, {"state"}])) == 0.9
+    assert answer.confidence_without([]) == 0.3
+
+
+def test_llm_answers_take_the_words_polarity(intent_llm, ha_intents) -> None:
+    from runtime.home import home_from_dict
+
+    engine = IntentEngine.build(home_from_dict(SAID_HOME), intent_llm, ha_intents)
+    for text, state in (("are any batteries low?", "on"), ("are all batteries normal?", "off")):
+        result = engine.parse(text, templates=False)
+        assert result.understood, result.reason
+        assert result.intent.name == "HassGetState"
+        assert result.intent.slots.get("state") == state, result.intent
 
 
 def test_an_entity_named_in_the_text_wins_over_its_class(home) -> None:

@@ -2,8 +2,9 @@
 
 Confidence rule for the LLM (measured, README "Intents"): the answer is kept only if every token the
 model chose freely (where the grammar left more than one option) had probability >= ``min_confidence``
-under the grammar mask. A hesitant answer becomes "not understood": asking again is cheaper than
-switching off the wrong device. Whatever the path, every entity, area and floor in the result is
+under the grammar mask, leaving out the tokens of values that the words themselves settle
+(``values_said``: "low" is a battery's "on" whatever the model hesitated over). A hesitant answer
+becomes "not understood": asking again is cheaper than switching off the wrong device. Whatever the path, every entity, area and floor in the result is
 checked against the home's exposed names before it leaves this module.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
 from runtime.home import Home
+from runtime.intents.prompt import slot_spans
 from runtime.intents.result import Intent, IntentResult
+from runtime.intents.said_values import SaidValues, values_said
 from runtime.intents.templates import TemplateMatcher, context_area_intents
 
 MAX_TEXT = 300  # characters; a spoken command is far shorter
@@ -105,7 +108,8 @@ def places_as_said(
     from context), a command that names no entity, area or floor is the speaker's area's, unless the
     text means the whole home; for on/off only when it names a domain ("turn off the lights" said in
     the bedroom: the LLM often leaves the place out, and acting on the whole home is the wrong and
-    surprising reading).
+    surprising reading). "all" of a domain said in a room ("turn off all the fans", "all the fans in
+    here") is that room's, as in Home Assistant's templates.
 
     Never broadens an action: an unsaid place is only dropped where a device is named, the intent
     is a question, the text says the whole home, or the speaker's area takes its place. "turn off
@@ -133,6 +137,18 @@ def places_as_said(
         if may_drop and not _says_place(said, names) and not (value == here and HERE.search(text)):
             del s[slot]
     if (
+        s.get("name") == "all"
+        and "domain" in s
+        and here is not None
+        and intent.name in context_intents
+        and not WHOLE_HOME.search(text)
+        and "floor" not in s
+        and (s.get("area") is None or (s["area"] == here and HERE.search(text)))
+    ):
+        # "turn off all the fans" said in the living room: the living room's fans, as Home
+        # Assistant's context templates read it (no name "all", the speaker's area), not the home's.
+        del s["name"]
+    if (
         here is not None
         and intent.name in context_intents
         and not any(k in s for k in ("name", "area", "floor"))
@@ -154,13 +170,17 @@ def _words(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip()
 
 
-def prefer_named_entity(intent: Intent, home: Home, text: str) -> Intent:
+def prefer_named_entity(
+    intent: Intent, home: Home, text: str, classes_asked: frozenset[tuple[str, str]] = frozenset()
+) -> Intent:
     """``intent`` naming the one entity the text literally names, where the LLM answered with a
     domain (and class) instead: "shut the garage door" in a home with a "Garage Door" is that
     door, not every garage-class cover. Home Assistant's matcher makes the same choice
     (``recognize_best(best_slot_name="name")`` prefers the reading with a named entity), and its
-    templates then carry the name alone for on/off and the name, domain and state for a question.
-    Not where the text is about a set of devices (``SET_WORDS``)."""
+    templates then carry the name alone for on/off and the name, domain and state for a question,
+    and the device class too where its question templates are per class (``classes_asked``, the
+    (domain, class) pairs of ``SaidValues.classes_asked``: "is the pet door open?" is a door-class
+    binary sensor). Not where the text is about a set of devices (``SET_WORDS``)."""
     s = intent.slots
     if intent.name not in NAMED_INTENTS or "name" in s or "domain" not in s or SET_WORDS.search(text):
         return intent
@@ -180,6 +200,8 @@ def prefer_named_entity(intent: Intent, home: Home, text: str) -> Intent:
     if len(best) != 1:
         return intent  # two devices fit equally well: leave the answer as it is
     keep = ("area", "floor", "domain", "state") if intent.name == "HassGetState" else ("area", "floor")
+    if intent.name == "HassGetState" and (s["domain"], s.get("device_class")) in classes_asked:
+        keep += ("device_class",)
     return Intent(intent.name, {"name": best[0], **{k: v for k, v in s.items() if k in keep}})
 
 
@@ -195,18 +217,27 @@ class IntentEngine:
     grammar: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     context_intents: frozenset[str] = frozenset()  # see places_as_said
+    said_values: SaidValues = field(default_factory=SaidValues)  # see values_said
 
     @classmethod
     def build(
         cls, home: Home, llm=None, intents=None, min_confidence: float = DEFAULT_MIN_CONFIDENCE
     ) -> IntentEngine:
+        templates = TemplateMatcher.for_home(home, intents)
         grammar = None
         if llm is not None:
             from runtime.intents.schema import answer_schema
 
             grammar = llm.grammar(answer_schema(llm.spec, home))
-        templates = TemplateMatcher.for_home(home, intents)
-        return cls(home, templates, llm, grammar, min_confidence, context_area_intents(templates.intents))
+        return cls(
+            home,
+            templates,
+            llm,
+            grammar,
+            min_confidence,
+            context_area_intents(templates.intents),
+            SaidValues.from_templates(templates.intents),
+        )
 
     def parse(
         self, text: str, area: str | None = None, templates: bool = True, use_llm: bool = True
@@ -264,25 +295,31 @@ class IntentEngine:
         if answer.error:
             return done(IntentResult(text, [], "none", 0.0, f"llm: {answer.error}"))
         here = self.home.area(area).name if area is not None else None
+        raw = [Intent(i["name"], _clean_slots(i.get("slots", {}))) for i in answer.intents]
+        fixed = [values_said(i, self.home, text, self.said_values) for i in raw]
         intents = [
             places_as_said(
-                prefer_named_entity(Intent(i["name"], _clean_slots(i.get("slots", {}))), self.home, text),
+                prefer_named_entity(
+                    Intent(i.name, {k: v for k, v in {**i.slots, **f}.items() if v is not None}),
+                    self.home,
+                    text,
+                    self.said_values.classes_asked,
+                ),
                 self.home,
                 text,
                 here,
                 self.context_intents,
             )
-            for i in answer.intents
+            for i, f in zip(raw, fixed, strict=True)
         ]
+        # What the words settled (values_said) is not the model's to doubt: its hesitation over
+        # "on" or "off" after "are any batteries low?" does not make the answer doubtful.
+        confidence = answer.confidence_without(slot_spans(answer.text, [set(f) for f in fixed]))
         if not intents:
-            return done(IntentResult(text, [], "none", answer.confidence, "llm: not a command for this home"))
+            return done(IntentResult(text, [], "none", confidence, "llm: not a command for this home"))
         bad = [b for i in intents for b in unknown_references(i, self.home)]
         if bad:
-            return done(IntentResult(text, [], "none", answer.confidence, f"unknown {', '.join(bad)}"))
-        if answer.confidence < self.min_confidence:
-            return done(
-                IntentResult(
-                    text, [], "none", answer.confidence, f"llm: low confidence {answer.confidence:.2f}"
-                )
-            )
-        return done(IntentResult(text, intents, "llm", answer.confidence))
+            return done(IntentResult(text, [], "none", confidence, f"unknown {', '.join(bad)}"))
+        if confidence < self.min_confidence:
+            return done(IntentResult(text, [], "none", confidence, f"llm: low confidence {confidence:.2f}"))
+        return done(IntentResult(text, intents, "llm", confidence))

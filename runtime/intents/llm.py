@@ -48,6 +48,16 @@ class LlmAnswer:
     forced_tokens: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    # Every freely chosen token as (character offset in ``text`` where it starts, its probability):
+    # lets the engine leave out choices that the words said settled anyway (``confidence_without``).
+    choices: list[tuple[int, float]] = field(default_factory=list)
+
+    def confidence_without(self, spans: list[tuple[int, int]]) -> float:
+        """The lowest probability of a free choice outside the character ``spans`` of ``text``."""
+        if not spans or not self.choices:
+            return self.confidence
+        kept = [p for at, p in self.choices if not any(a <= at < b for a, b in spans)]
+        return min(kept, default=1.0)
 
 
 @dataclass
@@ -249,6 +259,7 @@ class IntentLLM:
         mask = llnp.allocate_token_bitmask(1, self.ll_tokenizer.vocab_size)
         out: list[int] = []
         steps, forced, confidence, error = 1, 0, 1.0, ""
+        chosen: list[tuple[int, float]] = []  # (index in out, probability) of each free choice
         while len(out) < self.max_new_tokens:
             llnp.fill_next_token_bitmask(matcher, mask)
             row = logits[None, : self.ll_tokenizer.vocab_size].astype(np.float32, copy=True)
@@ -256,7 +267,9 @@ class IntentLLM:
             allowed = int(np.isfinite(row[0]).sum())
             token = int(np.argmax(row[0]))
             if allowed > 1:
-                confidence = min(confidence, float(np.exp(_log_softmax(row[0])[token])))
+                p = float(np.exp(_log_softmax(row[0])[token]))
+                confidence = min(confidence, p)
+                chosen.append((len(out), p))
             if not matcher.consume_token(token):
                 error = matcher.get_error() or "grammar rejected a token"
                 break
@@ -297,6 +310,7 @@ class IntentLLM:
             forced_tokens=forced,
             timings_ms={"llm_prefill_ms": (t1 - t0) * 1e3, "llm_decode_ms": (t2 - t1) * 1e3},
             error=error,
+            choices=[(len(self.tokenizer.decode(out[:i])), p) for i, p in chosen],
         )
 
     def _matcher(self, grammar: str):

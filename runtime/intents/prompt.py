@@ -10,6 +10,7 @@ these same functions, so the model sees at training time exactly what it sees on
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -122,3 +123,20 @@ def canonical(intents: list[dict]) -> list[dict]:
 def target_json(intents: list[dict]) -> str:
     """The answer format: a compact JSON list of {"name", "slots"} objects, slots in canonical order."""
     return json.dumps(canonical(intents), separators=(",", ":"), ensure_ascii=False)
+
+
+_SLOTS_KEY = re.compile(r'"slots":\{')
+_SLOT = re.compile(r',?"(\w+)":("(?:[^"\\]|\\.)*"|[-\w.]+)')
+
+
+def slot_spans(answer: str, slots: list[set[str]]) -> list[tuple[int, int]]:
+    """Character spans in a ``target_json`` answer of the given slots of each intent (``slots[i]``
+    for the i-th intent), each from its separator to the end of its value."""
+    spans = []
+    for found, wanted in zip(_SLOTS_KEY.finditer(answer), slots, strict=False):
+        pos = found.end()
+        while m := _SLOT.match(answer, pos):  # slot values are strings or numbers: no nesting
+            if m.group(1) in wanted:
+                spans.append((m.start(), m.end()))
+            pos = m.end()
+    return spans
