@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from hassil import Intents
-from hassil.expression import Alternative, ListReference, Permutation, RuleReference, Sequence
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 
 from export.llm.dataset import Example
 from export.llm.sampler import block_domains
+from runtime.intents.templates import list_references
 
 # Slots whose values Home Assistant also bounds itself (its intent handlers' schemas).
 HA_RANGES = {
@@ -37,23 +37,13 @@ TEXT_SLOTS = {"item", "search_query", "message", "conversation_command", "zone"}
 HOME_SLOTS = {"name", "area", "floor"}
 
 
-def _list_refs(expr, rules: dict, seen: frozenset[str] = frozenset()) -> Iterator[ListReference]:
-    if isinstance(expr, ListReference):
-        yield expr
-    elif isinstance(expr, (Alternative, Permutation, Sequence)):
-        for item in expr.items:
-            yield from _list_refs(item, rules, seen)
-    elif isinstance(expr, RuleReference) and expr.rule_name not in seen and expr.rule_name in rules:
-        yield from _list_refs(rules[expr.rule_name].expression, rules, seen | {expr.rule_name})
-
-
 def _block_lists(intents: Intents, data) -> Iterator[tuple[str, SlotList | None]]:
     """(slot name, its slot list) for every list reference in a template block's sentences; the list
     is None where the home provides it (names, areas, zones)."""
     rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
     lists: dict[str, SlotList] = {**intents.slot_lists, **(data.slot_lists or {})}
     for sentence in data.sentences:
-        for ref in _list_refs(sentence.expression, rules):
+        for ref in list_references(sentence.expression, rules):
             yield ref.slot_name, lists.get(ref.list_name)
 
 

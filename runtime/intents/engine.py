@@ -19,7 +19,7 @@ from rapidfuzz import fuzz
 from runtime.home import Home
 from runtime.intents.prompt import slot_spans
 from runtime.intents.result import Intent, IntentResult
-from runtime.intents.said_values import SaidValues, values_said
+from runtime.intents.said_values import SaidValues, plain_words, values_said
 from runtime.intents.templates import TemplateMatcher, context_area_intents
 
 MAX_TEXT = 300  # characters; a spoken command is far shorter
@@ -92,7 +92,7 @@ def _says_place(said: str, names: tuple[str, ...]) -> bool:
     return any(
         fuzz.ratio(w, h) >= SAID_SIMILARITY
         for n in names
-        for w in _words(n).split()
+        for w in plain_words(n).split()
         if w not in PLACE_FILLER and len(w) > 2
         for h in heard
     )
@@ -123,11 +123,11 @@ def places_as_said(
         or bool(WHOLE_HOME.search(text))
         or (here is not None and intent.name in context_intents)
     )
-    said = f" {_words(text)} "
+    said = f" {plain_words(text)} "
     for key in TEXT_SLOTS:
         value = s.get(key)
-        if isinstance(value, str) and _words(value):
-            said = said.replace(f" {_words(value)} ", " ")
+        if isinstance(value, str) and plain_words(value):
+            said = said.replace(f" {plain_words(value)} ", " ")
     for slot, find in (("area", home.area), ("floor", home.floor)):
         value = s.get(slot)
         if not isinstance(value, str):
@@ -165,11 +165,6 @@ NAMED_INTENTS = {"HassTurnOn", "HassTurnOff", "HassGetState"}
 SET_WORDS = re.compile(r"\b(?:any|all|every|each|which|how many)\b", re.IGNORECASE)
 
 
-def _words(text: str) -> str:
-    """Lower-case words separated by single spaces, punctuation dropped ("Shut the Door!" -> "shut the door")."""
-    return re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip()
-
-
 def prefer_named_entity(
     intent: Intent, home: Home, text: str, classes_asked: frozenset[tuple[str, str]] = frozenset()
 ) -> Intent:
@@ -184,13 +179,13 @@ def prefer_named_entity(
     s = intent.slots
     if intent.name not in NAMED_INTENTS or "name" in s or "domain" not in s or SET_WORDS.search(text):
         return intent
-    said = f" {_words(text)} "
+    said = f" {plain_words(text)} "
     found: dict[str, int] = {}  # entity name -> longest of its names in the text
     for e in home.exposed:
         if e.domain != s["domain"] or s.get("device_class") not in (None, e.attributes.get("device_class")):
             continue
         for n in e.names:
-            words = _words(n)
+            words = plain_words(n)
             if words and f" {words} " in said:
                 found[e.name] = max(found.get(e.name, 0), len(words))
     if not found:

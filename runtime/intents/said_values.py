@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hassil import Intents
-from hassil.expression import Group, ListReference, RuleReference
 from hassil.intents import TextSlotList
 from hassil.sample import sample_expression
 
 from runtime.home import Home
 from runtime.intents.result import Intent
+from runtime.intents.templates import list_references
 
 # (domain, device_class) a template block is about -> (phrase as lower-case words, slot value)
 Key = tuple[str | None, str | None]
@@ -41,19 +41,9 @@ SAID_SLOTS = {"HassGetState": "state", "HassMediaSearchAndPlay": "media_class"}
 FREE_TEXT = ("name", "search_query", "item", "message")
 
 
-def _words(text: str) -> str:
+def plain_words(text: str) -> str:
+    """Lower-case words separated by single spaces, punctuation dropped ("Shut the Door!" -> "shut the door")."""
     return re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip()
-
-
-def _captures(expr, slot: str, rules: dict, seen: frozenset[str] = frozenset()) -> set[str]:
-    """Names of the lists that ``expr`` captures into ``slot`` (through expansion rules too)."""
-    if isinstance(expr, ListReference):
-        return {expr.list_name} if expr.slot_name == slot else set()
-    if isinstance(expr, Group):
-        return {name for item in expr.items for name in _captures(item, slot, rules, seen)}
-    if isinstance(expr, RuleReference) and expr.rule_name in rules and expr.rule_name not in seen:
-        return _captures(rules[expr.rule_name].expression, slot, rules, seen | {expr.rule_name})
-    return set()
 
 
 def _one(value: Any) -> str | None:
@@ -84,15 +74,16 @@ class SaidValues:
                 where = {**(data.slots or {}), **(data.requires_context or {})}
                 key = (_one(where.get("domain")), _one(where.get("device_class")))
                 rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
+                lists = {**intents.slot_lists, **(data.slot_lists or {})}
                 for sentence in data.sentences:
-                    for list_name in _captures(sentence.expression, slot, rules):
-                        values = {**intents.slot_lists, **(data.slot_lists or {})}.get(list_name)
+                    for ref in list_references(sentence.expression, rules):
+                        values = lists.get(ref.list_name) if ref.slot_name == slot else None
                         if not isinstance(values, TextSlotList):
                             continue  # a wildcard or range: nothing fixed to read back
                         phrases = table.setdefault(key, {})
                         for value in values.values:
                             for text in sample_expression(value.text_in):
-                                if words := _words(text):
+                                if words := plain_words(text):
                                     phrases[words] = value.value_out
             tables[(intent_name, slot)] = {k: tuple(sorted(v.items())) for k, v in table.items() if v}
         return cls(tables)
@@ -120,7 +111,7 @@ def durations_said(intent: Intent, text: str) -> dict[str, Any]:
     5 minutes from the 1 hour timer"); a new timer's duration is all amount."""
     if "Timer" not in intent.name or _FRACTION.search(text):
         return {}
-    words = _words(text)
+    words = plain_words(text)
     amount: dict[str, int] = {}
     start: dict[str, int] = {}
     for m in _DURATION.finditer(words):
@@ -171,10 +162,10 @@ def values_said(intent: Intent, home: Home, text: str, said_values: SaidValues) 
     if not slot or not table:
         return {}
     s = intent.slots
-    said = f" {_words(text)} "
+    said = f" {plain_words(text)} "
     for key in FREE_TEXT:
-        if isinstance(s.get(key), str) and _words(s[key]):
-            said = said.replace(f" {_words(s[key])} ", " ")
+        if isinstance(s.get(key), str) and plain_words(s[key]):
+            said = said.replace(f" {plain_words(s[key])} ", " ")
 
     def phrases(key: Key) -> tuple[tuple[str, Any], ...]:
         return table.get(key) or table.get((key[0], None)) or ()

@@ -10,10 +10,12 @@ lights in here" resolves.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from hassil import Intents, recognize_best
+from hassil.expression import Group, ListReference, RuleReference
 from hassil.intents import SlotList, TextSlotList
 
 from runtime.home import Home
@@ -31,6 +33,17 @@ def load_language_intents(language: str = "en") -> Intents:
     if data is None:
         raise TemplateError(f"home-assistant-intents has no sentences for language '{language}'")
     return Intents.from_dict(data)
+
+
+def list_references(expr, rules: dict, seen: frozenset[str] = frozenset()) -> Iterator[ListReference]:
+    """Every ``{list}`` in a template expression, through its ``<rules>`` (each rule once per path)."""
+    if isinstance(expr, ListReference):
+        yield expr
+    elif isinstance(expr, Group):
+        for item in expr.items:
+            yield from list_references(item, rules, seen)
+    elif isinstance(expr, RuleReference) and expr.rule_name not in seen and expr.rule_name in rules:
+        yield from list_references(rules[expr.rule_name].expression, rules, seen | {expr.rule_name})
 
 
 def context_area_intents(intents: Intents) -> frozenset[str]:
