@@ -4,8 +4,9 @@ Confidence rule for the LLM (measured, README "Intents"): the answer is kept onl
 model chose freely (where the grammar left more than one option) had probability >= ``min_confidence``
 under the grammar mask, leaving out the tokens of values that the words themselves settle
 (``values_said``: "low" is a battery's "on" whatever the model hesitated over). A hesitant answer
-becomes "not understood": asking again is cheaper than switching off the wrong device. Whatever the path, every entity, area and floor in the result is
-checked against the home's exposed names before it leaves this module.
+becomes "not understood": asking again is cheaper than switching off the wrong device. Whatever the
+path, every entity, area and floor in the result is checked against the home's exposed names before
+it leaves this module.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rapidfuzz import fuzz
 from runtime.home import Home
 from runtime.intents.prompt import slot_spans
 from runtime.intents.result import Intent, IntentResult
-from runtime.intents.said_values import SaidValues, plain_words, values_said
+from runtime.intents.said_values import SaidValues, plain_words, values_said, words_outside
 from runtime.intents.templates import TemplateMatcher, context_area_intents
 
 MAX_TEXT = 300  # characters; a spoken command is far shorter
@@ -48,8 +49,6 @@ HERE = re.compile(r"\b(?:here|this (?:room|space)|(?:my|our|the) room)\b", re.IG
 # Words of a place name that do not say which place it is ("the living room": "living" does).
 PLACE_FILLER = {"the", "room", "floor", "level", "and", "of"}
 SAID_SIMILARITY = 80  # rapidfuzz ratio: "kichen"/"kitchen" 92, "office"/"off" 67
-# Free-text slots: a place inside a title or an item is not a place said ("play The Office").
-TEXT_SLOTS = ("name", "search_query", "item", "message")
 
 
 def unknown_references(intent: Intent, home: Home) -> list[str]:
@@ -117,17 +116,10 @@ def places_as_said(
     light in the home."""
     s = dict(intent.slots)
     named = isinstance(s.get("name"), str) and s["name"] != "all"
-    may_drop = (
-        named
-        or intent.name == "HassGetState"
-        or bool(WHOLE_HOME.search(text))
-        or (here is not None and intent.name in context_intents)
-    )
-    said = f" {plain_words(text)} "
-    for key in TEXT_SLOTS:
-        value = s.get(key)
-        if isinstance(value, str) and plain_words(value):
-            said = said.replace(f" {plain_words(value)} ", " ")
+    whole_home = bool(WHOLE_HOME.search(text))
+    speakers = here is not None and intent.name in context_intents  # the speaker's area may apply
+    may_drop = named or intent.name == "HassGetState" or whole_home or speakers
+    said = words_outside(text, s)
     for slot, find in (("area", home.area), ("floor", home.floor)):
         value = s.get(slot)
         if not isinstance(value, str):
@@ -137,11 +129,10 @@ def places_as_said(
         if may_drop and not _says_place(said, names) and not (value == here and HERE.search(text)):
             del s[slot]
     if (
-        s.get("name") == "all"
+        speakers
+        and not whole_home
+        and s.get("name") == "all"
         and "domain" in s
-        and here is not None
-        and intent.name in context_intents
-        and not WHOLE_HOME.search(text)
         and "floor" not in s
         and (s.get("area") is None or (s["area"] == here and HERE.search(text)))
     ):
@@ -149,11 +140,10 @@ def places_as_said(
         # Assistant's context templates read it (no name "all", the speaker's area), not the home's.
         del s["name"]
     if (
-        here is not None
-        and intent.name in context_intents
+        speakers
+        and not whole_home
         and not any(k in s for k in ("name", "area", "floor"))
         and (intent.name not in ("HassTurnOn", "HassTurnOff") or "domain" in s)
-        and not WHOLE_HOME.search(text)
     ):
         s["area"] = here
     return intent if s == intent.slots else Intent(intent.name, s)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from hassil import Intents
@@ -37,13 +38,24 @@ PhraseTable = dict[Key, tuple[tuple[str, Any], ...]]
 # the kind of media asked for. Slots whose lists name things (areas, entities) are the LLM's and
 # ``places_as_said``'s business, numbers are the grammar's.
 SAID_SLOTS = {"HassGetState": "state", "HassMediaSearchAndPlay": "media_class"}
-# Free-text slots whose words are not the speaker's choice of value ("play The Open Road").
-FREE_TEXT = ("name", "search_query", "item", "message")
+# Slots whose words are a name or free text, never a value or place said ("play The Open Road",
+# "play The Office"): their words are left out before the rest of the sentence is read.
+TEXT_SLOTS = ("name", "search_query", "item", "message")
 
 
 def plain_words(text: str) -> str:
     """Lower-case words separated by single spaces, punctuation dropped ("Shut the Door!" -> "shut the door")."""
     return re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip()
+
+
+def words_outside(text: str, slots: dict[str, Any]) -> str:
+    """``plain_words(text)`` padded with spaces, without the words of the answer's ``TEXT_SLOTS``."""
+    said = f" {plain_words(text)} "
+    for key in TEXT_SLOTS:
+        value = slots.get(key)
+        if isinstance(value, str) and plain_words(value):
+            said = said.replace(f" {plain_words(value)} ", " ")
+    return said
 
 
 def _one(value: Any) -> str | None:
@@ -56,7 +68,7 @@ class SaidValues:
 
     tables: dict[tuple[str, str], PhraseTable] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def classes_asked(self) -> frozenset[tuple[str, str]]:
         """(domain, device class) pairs that Home Assistant's questions ask about class by class."""
         table = self.tables.get(("HassGetState", "state"), {})
@@ -136,8 +148,10 @@ def _said(phrases: tuple[tuple[str, Any], ...], said: str) -> set[Any]:
     "not charging", "home" in "not home") does not count."""
     spans = []
     for phrase, value in phrases:
-        for m in re.finditer(rf"(?<= ){re.escape(phrase)}(?= )", said):
-            spans.append((m.start(), m.end(), value))
+        at = said.find(f" {phrase} ")
+        while at >= 0:
+            spans.append((at, at + len(phrase) + 2, value))
+            at = said.find(f" {phrase} ", at + 1)
     return {
         value
         for start, end, value in spans
@@ -162,10 +176,7 @@ def values_said(intent: Intent, home: Home, text: str, said_values: SaidValues) 
     if not slot or not table:
         return {}
     s = intent.slots
-    said = f" {plain_words(text)} "
-    for key in FREE_TEXT:
-        if isinstance(s.get(key), str) and plain_words(s[key]):
-            said = said.replace(f" {plain_words(s[key])} ", " ")
+    said = words_outside(text, s)
 
     def phrases(key: Key) -> tuple[tuple[str, Any], ...]:
         return table.get(key) or table.get((key[0], None)) or ()
