@@ -188,12 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "intents.json"))
     parser.add_argument("--only", help="comma list of studies: templates,llm,large_home,grammar,kv_in_place")
+    parser.add_argument("--variant", default="int8", help="LLM variant for the llm study (default int8)")
     args = parser.parse_args(argv)
     bundle = Path(args.bundle)
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads"}
     studies = {
         "templates": bench_templates,
-        "llm": lambda: bench_llm(bundle, "int8", args.threads),
+        "llm": lambda: bench_llm(bundle, args.variant, args.threads),
         "large_home": lambda: bench_large_home(bundle, args.threads),
         "grammar": lambda: bench_grammar(bundle),
         "kv_in_place": lambda: bench_kv_in_place(bundle, args.threads),
