@@ -44,7 +44,7 @@ soak: install
 bundle: install $(BUNDLE)/manifest.json
 
 demo: install
-	$(BIN)/python -m edge_app.demo --bundle $(BUNDLE)
+	$(BIN)/python -m casavox.edge_app.demo --bundle $(BUNDLE)
 
 $(BUNDLE)/manifest.json: | install
 	$(BIN)/casavox export asr --out $(BUNDLE) --cache .cache/speech
@@ -74,8 +74,8 @@ benchmark-gpu: install-gpu $(BUNDLE)/manifest.json
 	  --llm-systems casavox-llm-fp16,pytorch-llm $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check runtime export edge_app benchmarks tests
-	$(BIN)/ruff format --check runtime export edge_app benchmarks tests
+	$(BIN)/ruff check casavox runtime export edge_app examples benchmarks tests
+	$(BIN)/ruff format --check casavox runtime export edge_app examples benchmarks tests
 
 clean:
 	rm -rf $(VENV) .cache bundles benchmarks/results .pytest_cache .ruff_cache

@@ -57,9 +57,9 @@ def pct(values: list[float]) -> dict:
 
 def run_pass(pipeline, bundle: str, clips: list[tuple[str, np.ndarray]], speculate: bool) -> list[dict]:
     """Feed every clip in real time; return one row per command with its true EoS->action time."""
-    from edge_app.app import build_daemon
-    from edge_app.config import load_config
-    from runtime.audio.vad import FRAME
+    from casavox.edge_app.app import build_daemon
+    from casavox.edge_app.config import load_config
+    from casavox.runtime.audio.vad import FRAME
 
     with tempfile.TemporaryDirectory() as tmp:
         overrides = {
@@ -96,7 +96,11 @@ def run_pass(pipeline, bundle: str, clips: list[tuple[str, np.ndarray]], specula
     rows = []
     for (text, _), eos, (t_act, record) in zip(clips, eos_wall, acted, strict=False):
         t = record["timings_ms"]
-        after_endpoint = t.get("wait_ms", 0.0) if record["speculative"] == "hit" else t.get("asr_ms", 0) + t.get("intent_ms", 0)
+        after_endpoint = (
+            t.get("wait_ms", 0.0)
+            if record["speculative"] == "hit"
+            else t.get("asr_ms", 0) + t.get("intent_ms", 0)
+        )
         total = (t_act - eos) * 1e3
         rows.append(
             {
@@ -148,7 +152,7 @@ def daemon_process(bundle: str, clips: list[tuple[str, np.ndarray]], folder: Pat
         files.append(folder / f"{i:02d}.wav")
         soundfile.write(files[-1], audio, SR)
     cmd = [
-        sys.executable, "-m", "edge_app.cli", "run", bundle, "--home", str(ROOT / "examples" / "home.yaml"),
+        sys.executable, "-m", "casavox.edge_app.cli", "run", bundle, "--home", str(ROOT / "examples" / "home.yaml"),
         "--state", str(folder / "home.sqlite"), "--audio", *map(str, files), "--log", "",
     ]  # fmt: skip
     t0 = time.monotonic()
@@ -164,16 +168,18 @@ def daemon_process(bundle: str, clips: list[tuple[str, np.ndarray]], folder: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", default="bundles/default")
     parser.add_argument("--quick", action="store_true", help="3 template + 3 LLM commands")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "e2e.json"))
     args = parser.parse_args(argv)
 
-    from edge_app.pipeline import SpeechPipeline
-    from runtime.audio.io import to_mono_16k
-    from runtime.home import load_home
-    from runtime.tts import PiperSpeaker
+    from casavox.edge_app.pipeline import SpeechPipeline
+    from casavox.runtime.audio.io import to_mono_16k
+    from casavox.runtime.home import load_home
+    from casavox.runtime.tts import PiperSpeaker
 
     commands = (TEMPLATE_COMMANDS[:3] + LLM_COMMANDS[:3]) if args.quick else TEMPLATE_COMMANDS + LLM_COMMANDS
     speaker = PiperSpeaker()
@@ -183,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         clips.append((text, to_mono_16k(s.audio, s.sample_rate)))
     pipeline = SpeechPipeline.load(args.bundle, load_home(ROOT / "examples" / "home.yaml"))
     pipeline.understand(clips[0][1])  # warm-up outside the measurement
-    result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()}}
+    result = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()}
+    }
     for speculate in (True, False):
         rows = run_pass(pipeline, args.bundle, clips, speculate)
         key = "speculation_on" if speculate else "speculation_off"
@@ -206,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in misheard:
         print(f"  not acted: said {r['said']!r}, heard {r['heard']!r} -> {r['outcome']} ({r['source']})")
     d = result["daemon_process"]
-    print(f"daemon process: ready {d['cold_start_s']} s after start (bundle verified), peak RSS {d['peak_rss_mb']} MB")
+    print(
+        f"daemon process: ready {d['cold_start_s']} s after start (bundle verified), peak RSS {d['peak_rss_mb']} MB"
+    )
     print(f"raw rows: {args.out}")
     return 0
 

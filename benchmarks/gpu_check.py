@@ -34,9 +34,9 @@ def prepare(bundle: Path, out: Path) -> None:
     from benchmarks.e2e import LLM_COMMANDS as E2E_LLM
     from benchmarks.e2e import TEMPLATE_COMMANDS
     from benchmarks.workers import LLM_COMMANDS, load_llm, speech_clips
-    from runtime.asr.transcriber import load_transcriber
-    from runtime.audio.io import to_mono_16k
-    from runtime.tts import PiperSpeaker
+    from casavox.runtime.asr.transcriber import load_transcriber
+    from casavox.runtime.audio.io import to_mono_16k
+    from casavox.runtime.tts import PiperSpeaker
 
     clips = speech_clips()
     references = {}
@@ -49,7 +49,9 @@ def prepare(bundle: Path, out: Path) -> None:
     said = [speaker.say(text, deterministic=True) for text in TEMPLATE_COMMANDS + E2E_LLM]
     commands = [to_mono_16k(s.audio, s.sample_rate) for s in said]
     out.mkdir(parents=True, exist_ok=True)
-    arrays = {f"clip{i}": c.audio for i, c in enumerate(clips)} | {f"command{i}": a for i, a in enumerate(commands)}
+    arrays = {f"clip{i}": c.audio for i, c in enumerate(clips)} | {
+        f"command{i}": a for i, a in enumerate(commands)
+    }
     np.savez_compressed(out / "audio.npz", **arrays)
     meta = {
         "clips": [{"expected": c.expected, "voice": c.voice} for c in clips],
@@ -63,15 +65,19 @@ def prepare(bundle: Path, out: Path) -> None:
 
 def _stats(values: list[float]) -> dict:
     v = np.asarray(values, dtype=float)
-    return {"n": int(v.size), "median_ms": round(float(np.median(v)), 2), "p95_ms": round(float(np.percentile(v, 95)), 2)}
+    return {
+        "n": int(v.size),
+        "median_ms": round(float(np.median(v)), 2),
+        "p95_ms": round(float(np.percentile(v, 95)), 2),
+    }
 
 
 def devices_seen() -> dict:
     """The providers and GPU exactly as the runtime sees them (what `auto` would pick, and why not better)."""
     import onnxruntime as ort
 
-    from runtime.providers import PREFERENCE, resolve_device, unavailable_reason
-    from runtime.trt.device import gpu_facts
+    from casavox.runtime.providers import PREFERENCE, resolve_device, unavailable_reason
+    from casavox.runtime.trt.device import gpu_facts
 
     facts = gpu_facts()
     return {
@@ -84,9 +90,9 @@ def devices_seen() -> dict:
 
 
 def check_asr(bundle: Path, device: str, audio, meta: dict) -> dict:
-    from export.speech_set import word_error_rate
-    from runtime.asr.transcriber import Transcriber
-    from runtime.bundle import verify
+    from casavox.export.speech_set import word_error_rate
+    from casavox.runtime.asr.transcriber import Transcriber
+    from casavox.runtime.bundle import verify
 
     clips = [audio[f"clip{i}"] for i in range(len(meta["clips"]))]
     expected = [c["expected"] for c in meta["clips"]]
@@ -118,7 +124,9 @@ def check_asr(bundle: Path, device: str, audio, meta: dict) -> dict:
             "same_text_as_cpu_fp16": sum(a == b for a, b in zip(texts, cpu["fp16"], strict=True)),
             "same_text_as_cpu_int8": sum(a == b for a, b in zip(texts, cpu["int8"], strict=True)),
             "differences_vs_cpu_fp16": [
-                {"expected": e, "gpu": a, "cpu": b} for e, a, b in zip(expected, texts, cpu["fp16"], strict=True) if a != b
+                {"expected": e, "gpu": a, "cpu": b}
+                for e, a, b in zip(expected, texts, cpu["fp16"], strict=True)
+                if a != b
             ],
         }
     return out
@@ -143,7 +151,11 @@ def check_llm(bundle: Path, device: str, audio, meta: dict) -> dict:
                 total.append((time.perf_counter() - t) * 1e3)
                 per_token.append(stages["llm_decode_per_token_ms"])
                 answers.append(answer)
-        row = {"load_s": round(load_s, 2), "latency": _stats(total), "decode_tok_s": round(1e3 / float(np.median(per_token)), 1)}
+        row = {
+            "load_s": round(load_s, 2),
+            "latency": _stats(total),
+            "decode_tok_s": round(1e3 / float(np.median(per_token)), 1),
+        }
         if not system.endswith("-free"):
             cpu = meta["cpu_llm_answers"]
             row["same_answer_as_cpu_int8"] = sum(a == b for a, b in zip(answers, cpu + cpu, strict=True))
@@ -159,9 +171,9 @@ def prompt_shapes(bundle: Path, device: str, profile: Path | None = None) -> dic
     times the benchmark's repeat-heavy median; this separates first-visit costs (per-shape kernel
     choice, lazy module loading, allocation) from steady state. ``profile`` turns on onnxruntime's
     profiler and reports the op types that account for the difference."""
-    import runtime.providers as providers
-    from runtime.bundle import verify
-    from runtime.intents.llm import load_llm
+    import casavox.runtime.providers as providers
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.intents.llm import load_llm
 
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
@@ -200,9 +212,14 @@ def prompt_shapes(bundle: Path, device: str, profile: Path | None = None) -> dic
             ms, cache = timed([tok], cache)
             steps.append(ms)
         decode[visit] = _stats(steps)
-    out = {"variant": llm.variant, "load_s": round(load_s, 2), "prefill": prefill, "decode_steps": decode,
-           "prefill_first_median_ms": float(np.median([r["first_ms"] for r in prefill])),
-           "prefill_repeat_median_ms": float(np.median([r["repeat_ms"] for r in prefill]))}
+    out = {
+        "variant": llm.variant,
+        "load_s": round(load_s, 2),
+        "prefill": prefill,
+        "decode_steps": decode,
+        "prefill_first_median_ms": float(np.median([r["first_ms"] for r in prefill])),
+        "prefill_repeat_median_ms": float(np.median([r["repeat_ms"] for r in prefill])),
+    }
     if profile is not None:
         out["profile_top_ops"] = _profile_summary(Path(llm.session.end_profiling()), labels)
         providers.session_options = plain
@@ -225,7 +242,10 @@ def _profile_summary(trace: Path, labels: list[str], top: int = 10) -> dict:
         if i is not None:
             per_label[names[i]][e.get("args", {}).get("op_name", "?")] += e.get("dur", 0) / 1e3
     count = Counter(names)
-    return {label: {op: round(ms / count[label], 3) for op, ms in ops.most_common(top)} for label, ops in per_label.items()} | {"runs": dict(count), "unit": "ms per run"}
+    return {
+        label: {op: round(ms / count[label], 3) for op, ms in ops.most_common(top)}
+        for label, ops in per_label.items()
+    } | {"runs": dict(count), "unit": "ms per run"}
 
 
 def check_shapes(bundle: Path, device: str, audio, meta: dict) -> dict:
@@ -237,18 +257,33 @@ def check_shapes(bundle: Path, device: str, audio, meta: dict) -> dict:
     out = {}
     for name, env, profile in (("plain", {}, False), ("profiled", {}, True)):
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "benchmarks.gpu_check", "shapes", "--bundle", str(bundle), "--device", device, "--out", f"{tmp}/r.json"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.gpu_check",
+                "shapes",
+                "--bundle",
+                str(bundle),
+                "--device",
+                device,
+                "--out",
+                f"{tmp}/r.json",
+            ]
             if profile:
                 cmd += ["--profile", tmp]
             done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=240)
-            out[name] = json.loads(Path(f"{tmp}/r.json").read_text()) if done.returncode == 0 else {"error": done.stderr[-2000:]}
+            out[name] = (
+                json.loads(Path(f"{tmp}/r.json").read_text())
+                if done.returncode == 0
+                else {"error": done.stderr[-2000:]}
+            )
     return out
 
 
 def check_e2e(bundle: Path, device: str, audio, meta: dict) -> dict:
     from benchmarks.e2e import run_pass, summarize
-    from edge_app.pipeline import SpeechPipeline
-    from runtime.home import load_home
+    from casavox.edge_app.pipeline import SpeechPipeline
+    from casavox.runtime.home import load_home
 
     clips = [(text, audio[f"command{i}"]) for i, text in enumerate(meta["commands"])]
     pipeline = SpeechPipeline.load(str(bundle), load_home(ROOT / "examples" / "home.yaml"), device)
@@ -261,11 +296,15 @@ def check_e2e(bundle: Path, device: str, audio, meta: dict) -> dict:
 
 
 def run(bundle: Path, inputs: Path, device: str, out: Path, only: set[str] = frozenset()) -> dict:
-    from runtime.providers import resolve_device
+    from casavox.runtime.providers import resolve_device
 
     meta = json.loads((inputs / "inputs.json").read_text())
     audio = np.load(inputs / "audio.npz")
-    results: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(), "cpus": len(os.sched_getaffinity(0))}
+    results: dict = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "cpus": len(os.sched_getaffinity(0)),
+    }
     results["devices"] = devices_seen()
     device = resolve_device(device)
     results["device"] = device
@@ -279,12 +318,16 @@ def run(bundle: Path, inputs: Path, device: str, out: Path, only: set[str] = fro
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
         results[name]["section_s"] = round(time.perf_counter() - t, 1)
         print(f"{name}: done in {results[name]['section_s']} s", file=sys.stderr, flush=True)
-        out.write_text(json.dumps(results, indent=1, default=str) + "\n")  # what is measured survives a timeout
+        out.write_text(
+            json.dumps(results, indent=1, default=str) + "\n"
+        )  # what is measured survives a timeout
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("prepare", help="here, on the CPU: clips, texts and CPU transcripts for the GPU run")
     p.add_argument("--bundle", type=Path, default=ROOT / "bundles" / "default")
@@ -305,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         prepare(args.bundle, args.out)
         return 0
     if args.step == "shapes":
-        args.out.write_text(json.dumps(prompt_shapes(args.bundle, args.device, args.profile), indent=1) + "\n")
+        args.out.write_text(
+            json.dumps(prompt_shapes(args.bundle, args.device, args.profile), indent=1) + "\n"
+        )
         return 0
     results = run(args.bundle, args.inputs, args.device, args.out, set(args.only.split(",")) - {""})
     print(json.dumps({k: v for k, v in results.items() if k != "e2e"}, indent=1, default=str)[:9000])

@@ -33,11 +33,11 @@ def _pct(values: list[float]) -> dict:
 
 
 def bench_llm(bundle: Path, variant: str, threads: int) -> dict:
-    from runtime.bundle import verify
-    from runtime.home import load_home
-    from runtime.intents.engine import IntentEngine
-    from runtime.intents.llm import load_llm
-    from runtime.intents.prompt import candidates, user_message
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.home import load_home
+    from casavox.runtime.intents.engine import IntentEngine
+    from casavox.runtime.intents.llm import load_llm
+    from casavox.runtime.intents.prompt import candidates, user_message
 
     home = load_home(ROOT / "examples" / "home.yaml")
     llm = load_llm(verify(bundle, hash_files=False), variant, threads=threads)
@@ -73,10 +73,10 @@ def bench_llm(bundle: Path, variant: str, threads: int) -> dict:
 
 
 def bench_large_home(bundle: Path, threads: int) -> dict:
-    from runtime.bundle import verify
-    from runtime.home import home_from_dict, load_home
-    from runtime.intents.engine import IntentEngine
-    from runtime.intents.llm import load_llm
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.home import home_from_dict, load_home
+    from casavox.runtime.intents.engine import IntentEngine
+    from casavox.runtime.intents.llm import load_llm
 
     llm = load_llm(verify(bundle, hash_files=False), threads=threads)
     small = load_home(ROOT / "examples" / "home.yaml")
@@ -104,10 +104,10 @@ def bench_grammar(bundle: Path) -> dict:
     a compiled matcher (``IntentLLM._matcher``), medians of 20."""
     import llguidance
 
-    from runtime.bundle import verify
-    from runtime.home import load_home
-    from runtime.intents.llm import load_llm
-    from runtime.intents.schema import answer_schema
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.home import load_home
+    from casavox.runtime.intents.llm import load_llm
+    from casavox.runtime.intents.schema import answer_schema
 
     llm = load_llm(verify(bundle, hash_files=False), threads=1)
     homes = {"example home": ROOT / "examples" / "home.yaml"}
@@ -137,11 +137,11 @@ def bench_kv_in_place(bundle: Path, threads: int, rounds: int = 4) -> dict:
     """The same int8 graph loaded twice, with the in-place KV buffers and with the copying loop,
     measured in alternation (decode rate over 48 free tokens, then the commands under the grammar),
     so that machine noise hits both alike; medians over the rounds."""
-    from runtime.bundle import verify
-    from runtime.home import load_home
-    from runtime.intents.llm import IntentLLM
-    from runtime.intents.prompt import candidates, user_message
-    from runtime.intents.schema import answer_schema
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.home import load_home
+    from casavox.runtime.intents.llm import IntentLLM
+    from casavox.runtime.intents.prompt import candidates, user_message
+    from casavox.runtime.intents.schema import answer_schema
 
     home = load_home(ROOT / "examples" / "home.yaml")
     b = verify(bundle, hash_files=False)
@@ -164,8 +164,8 @@ def bench_kv_in_place(bundle: Path, threads: int, rounds: int = 4) -> dict:
 
 
 def bench_templates() -> dict:
-    from runtime.home import load_home
-    from runtime.intents.engine import IntentEngine
+    from casavox.runtime.home import load_home
+    from casavox.runtime.intents.engine import IntentEngine
 
     engine = IntentEngine.build(load_home(ROOT / "examples" / "home.yaml"), None)
     texts = [

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import bundle as fmt
+from casavox.runtime import bundle as fmt
 
 BLOCK = 32
 
@@ -51,16 +51,24 @@ def write_variant(bundle: Path, out: Path) -> fmt.Bundle:
     head = next(n for n in model.graph.node if n.output[0] == "logits" and n.op_type == "MatMulNBits")
     bits = next(a for a in head.attribute if a.name == "bits")
     if bits.i != 8 or len(head.input) > 3:
-        raise SystemExit(f"expected a symmetric 8-bit lm_head, found bits={bits.i}, inputs={list(head.input)}")
-    packed, scales = requantize(numpy_helper.to_array(inits[head.input[1]]), numpy_helper.to_array(inits[head.input[2]]))
+        raise SystemExit(
+            f"expected a symmetric 8-bit lm_head, found bits={bits.i}, inputs={list(head.input)}"
+        )
+    packed, scales = requantize(
+        numpy_helper.to_array(inits[head.input[1]]), numpy_helper.to_array(inits[head.input[2]])
+    )
     inits[head.input[1]].CopyFrom(numpy_helper.from_array(packed, head.input[1]))
     inits[head.input[2]].CopyFrom(numpy_helper.from_array(scales, head.input[2]))
     bits.i = 4
-    onnx.save(model, out / graph, save_as_external_data=True, all_tensors_to_one_file=True, location=Path(data).name)
+    onnx.save(
+        model, out / graph, save_as_external_data=True, all_tensors_to_one_file=True, location=Path(data).name
+    )
     manifest = fmt.load_manifest(out)
     for rel in (graph, data):
         fmt.add_file(out, manifest, rel)
-    manifest["components"]["llm"]["variants"]["int8"]["note"] = "lm_head re-quantized to 4 bits (benchmarks/lm_head_int4.py)"
+    manifest["components"]["llm"]["variants"]["int8"]["note"] = (
+        "lm_head re-quantized to 4 bits (benchmarks/lm_head_int4.py)"
+    )
     fmt.write_manifest(out, manifest)
     return fmt.verify(out)
 
@@ -83,14 +91,20 @@ def decode_rates(bundles: dict[str, Path], rounds: int = 4) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.lm_head_int4", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.lm_head_int4", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--bundle", type=Path, default=Path("bundles/default"))
-    parser.add_argument("--out", type=Path, required=True, help="new bundle folder (must not exist or be empty)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="new bundle folder (must not exist or be empty)"
+    )
     args = parser.parse_args(argv)
     write_variant(args.bundle, args.out)
     rates = decode_rates({"int8": args.bundle, "int8 + 4-bit lm_head": args.out})
     for name, rate in rates.items():
-        print(f"{name}: {rate} tok/s (free decode, 24 tokens after the cached prefix, median over 3 x 10 commands)")
+        print(
+            f"{name}: {rate} tok/s (free decode, 24 tokens after the cached prefix, median over 3 x 10 commands)"
+        )
     return 0
 
 

@@ -24,7 +24,11 @@ def flat_metrics(results: dict) -> dict[str, tuple[float, str, str]]:
         if isinstance(paths, dict):
             for path, s in paths.items():
                 if isinstance(s, dict) and "eos_to_action" in s and s["eos_to_action"].get("n"):
-                    out[f"e2e.{mode}.{path}.median_ms"] = (s["eos_to_action"]["median_ms"], "lower", "latency")
+                    out[f"e2e.{mode}.{path}.median_ms"] = (
+                        s["eos_to_action"]["median_ms"],
+                        "lower",
+                        "latency",
+                    )
     return out
 
 
@@ -49,7 +53,11 @@ def compare(new: dict, old: dict, latency_pct: float, accuracy_pts: float) -> tu
 
 
 def _ms(s: dict | None) -> str:
-    return "-" if not s or not s.get("n") else f"{s['median_ms']:.1f} / {s['p95_ms']:.1f} / {s['p99_ms']:.1f} (n={s['n']})"
+    return (
+        "-"
+        if not s or not s.get("n")
+        else f"{s['median_ms']:.1f} / {s['p95_ms']:.1f} / {s['p99_ms']:.1f} (n={s['n']})"
+    )
 
 
 def summary_lines(results: dict) -> list[str]:
@@ -71,7 +79,9 @@ def summary_lines(results: dict) -> list[str]:
         for path, s in paths.items():
             e = s.get("eos_to_action", {})
             if e.get("n"):
-                lines.append(f"| end of speech -> action | {path}, speculation {mode} | {e['median_ms']:.0f} | {e['p95_ms']:.0f} | n={e['n']} |")
+                lines.append(
+                    f"| end of speech -> action | {path}, speculation {mode} | {e['median_ms']:.0f} | {e['p95_ms']:.0f} | n={e['n']} |"
+                )
     for name, row in (results.get("accuracy") or {}).items():
         if isinstance(row, dict) and "accuracy" in row:
             lines.append(f"| intent accuracy | {name} | - | - | {row['accuracy']:.1%} of {row['n']} |")
@@ -97,7 +107,10 @@ def render(results: dict, folder: Path) -> Path:
     ]
     if results.get("asr"):
         md += ["## ASR (interleaved, warm-up excluded; median / p95 / p99 ms)", ""]
-        md += ["| system | total | log-mel | encoder | decoder | decoder per token | RTF | WER | peak RSS MB | load s |", "|---|---|---|---|---|---|---:|---:|---:|---:|"]
+        md += [
+            "| system | total | log-mel | encoder | decoder | decoder per token | RTF | WER | peak RSS MB | load s |",
+            "|---|---|---|---|---|---|---:|---:|---:|---:|",
+        ]
         for system, row in results["asr"]["systems"].items():
             if "skipped" in row:
                 md.append(f"| {system} | skipped: {row['skipped']} |||||||||")
@@ -112,7 +125,10 @@ def render(results: dict, folder: Path) -> Path:
         md += ["", f"Audio read + resample (22.05 kHz WAV file -> 16 kHz, casavox): {_ms(read)}.", ""]
     if results.get("llm"):
         md += ["## Intent LLM (interleaved; casavox is grammar-constrained, peers decode unconstrained)", ""]
-        md += ["| system | total | prefill (command tokens) | decode | decode per token | tok/s | peak RSS MB |", "|---|---|---|---|---|---:|---:|"]
+        md += [
+            "| system | total | prefill (command tokens) | decode | decode per token | tok/s | peak RSS MB |",
+            "|---|---|---|---|---|---:|---:|",
+        ]
         for system, row in results["llm"]["systems"].items():
             if "skipped" in row:
                 md.append(f"| {system} | skipped: {row['skipped']} ||||||")
@@ -128,11 +144,16 @@ def render(results: dict, folder: Path) -> Path:
         md += ["| set | path | quant | accuracy | n | median ms |", "|---|---|---|---:|---:|---:|"]
         for row in results["accuracy"].values():
             if isinstance(row, dict) and "accuracy" in row:
-                md.append(f"| {row['set']} | {row['path']} | {row['quant']} | {row['accuracy']:.1%} | {row['n']} | {row['median_ms']:.0f} |")
+                md.append(
+                    f"| {row['set']} | {row['path']} | {row['quant']} | {row['accuracy']:.1%} | {row['n']} | {row['median_ms']:.0f} |"
+                )
         md.append("")
     if results.get("e2e"):
         md += ["## End of speech -> action (real time, simulated home)", ""]
-        md += ["| speculation | path | EoS -> action | VAD tail | silence wait | after endpoint | template/LLM intent | action |", "|---|---|---|---|---|---|---|---|"]
+        md += [
+            "| speculation | path | EoS -> action | VAD tail | silence wait | after endpoint | template/LLM intent | action |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for mode, paths in results["e2e"].items():
             if mode == "daemon_process" or not isinstance(paths, dict):
                 continue
@@ -147,9 +168,16 @@ def render(results: dict, folder: Path) -> Path:
         md += ["## Start-up and memory", "", f"`casavox run` process start -> listening: cold {s['cold_s']:.2f} s, warm {s['warm_s']:.2f} s; "
                f"peak RSS of the daemon process {s['peak_rss_mb']:.0f} MB.", ""]  # fmt: skip
     md += ["## Bundle size per variant", "", "| component | variant | MB |", "|---|---|---:|"]
-    for (comp, variant), mb in sorted((tuple(k.split("/")), v) for k, v in results["bundle"]["size_mb"].items()):
+    for (comp, variant), mb in sorted(
+        (tuple(k.split("/")), v) for k, v in results["bundle"]["size_mb"].items()
+    ):
         md.append(f"| {comp} | {variant} | {mb:.1f} |")
-    md += ["", "Plots: " + ", ".join(f"[{p.name}](plots/{p.name})" for p in sorted((folder / "plots").glob("*.png"))), ""]
+    md += [
+        "",
+        "Plots: "
+        + ", ".join(f"[{p.name}](plots/{p.name})" for p in sorted((folder / "plots").glob("*.png"))),
+        "",
+    ]
     path = folder / "report.md"
     path.write_text("\n".join(md) + "\n")
     return path
@@ -198,7 +226,9 @@ def plots(results: dict, folder: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for r in rows:
             ax.scatter(r["median_ms"], r["accuracy"] * 100)
-            ax.annotate(f"{r['set']} {r['path']} {r['quant']}", (r["median_ms"], r["accuracy"] * 100), fontsize=7)
+            ax.annotate(
+                f"{r['set']} {r['path']} {r['quant']}", (r["median_ms"], r["accuracy"] * 100), fontsize=7
+            )
         ax.set_xlabel("median ms per sentence")
         ax.set_ylabel("exact-match accuracy %")
         ax.set_title("Intent accuracy vs latency")
@@ -206,7 +236,13 @@ def plots(results: dict, folder: Path) -> list[Path]:
         made.append(out / "accuracy_vs_latency.png")
         fig.savefig(made[-1], dpi=100)
         plt.close(fig)
-    e2e = {f"{m} {p}": s["raw_ms"] for m, ps in (results.get("e2e") or {}).items() if isinstance(ps, dict) for p, s in ps.items() if isinstance(s, dict) and s.get("raw_ms")}
+    e2e = {
+        f"{m} {p}": s["raw_ms"]
+        for m, ps in (results.get("e2e") or {}).items()
+        if isinstance(ps, dict)
+        for p, s in ps.items()
+        if isinstance(s, dict) and s.get("raw_ms")
+    }
     if e2e:
         fig, ax = plt.subplots(figsize=(7, 0.6 * len(e2e) + 1.5))
         ax.boxplot(list(e2e.values()), vert=False, tick_labels=list(e2e))

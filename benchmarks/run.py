@@ -92,7 +92,7 @@ def environment(device: str) -> dict:
 
 
 def bundle_info(bundle: Path) -> dict:
-    from runtime.bundle import verify
+    from casavox.runtime.bundle import verify
 
     manifest = verify(bundle).manifest
     sizes: dict[str, float] = {}
@@ -101,7 +101,9 @@ def bundle_info(bundle: Path) -> dict:
             rels = [v for k, v in files.items() if k.endswith("file") and isinstance(v, str)]
             rels += [r for k, v in files.items() if k.endswith("_files") for r in v]
             rels += [r for r in manifest["files"] if r.startswith(f"{comp}/{variant}/")]
-            sizes[f"{comp}/{variant}"] = sum(manifest["files"][r]["size"] for r in set(rels) if r in manifest["files"]) / 1e6
+            sizes[f"{comp}/{variant}"] = (
+                sum(manifest["files"][r]["size"] for r in set(rels) if r in manifest["files"]) / 1e6
+            )
     return {
         "path": str(bundle),
         "manifest_sha256": hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest(),
@@ -116,8 +118,21 @@ class Worker:
 
     def __init__(self, system: str, bundle: Path, threads: int, device: str) -> None:
         self.system = system
-        cmd = [sys.executable, "-m", "benchmarks.workers", system, "--bundle", str(bundle), "--threads", str(threads), "--device", device]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.workers",
+            system,
+            "--bundle",
+            str(bundle),
+            "--threads",
+            str(threads),
+            "--device",
+            device,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         first = json.loads(self._line())
         self.skipped = first.get("skipped")
         self.load_s = first.get("ready", 0.0)
@@ -182,8 +197,8 @@ def bench_asr(args, progress) -> dict:
     import soundfile
 
     from benchmarks.workers import speech_clips
-    from export.speech_set import word_error_rate
-    from runtime.audio.io import load_audio
+    from casavox.export.speech_set import word_error_rate
+    from casavox.runtime.audio.io import load_audio
 
     clips = speech_clips()
     items = list(range(len(clips)))[: args.items] if args.items else list(range(len(clips)))
@@ -213,8 +228,8 @@ def bench_asr(args, progress) -> dict:
 
 
 def bench_llm(args, progress) -> dict:
-    from runtime.home import load_home
-    from runtime.intents.engine import IntentEngine
+    from casavox.runtime.home import load_home
+    from casavox.runtime.intents.engine import IntentEngine
 
     n = args.items or len(LLM_COMMANDS) * 2
     items = list(range(n))
@@ -236,10 +251,10 @@ def bench_llm(args, progress) -> dict:
 
 def bench_accuracy(args, progress) -> dict:
     """Exact match on HA's suite (text; and a spoken subset) and our paraphrases, per quant and path."""
-    from edge_app.intent_eval import evaluate, load_suite
-    from runtime.bundle import verify
-    from runtime.intents.engine import IntentEngine
-    from runtime.intents.llm import load_llm
+    from casavox.edge_app.intent_eval import evaluate, load_suite
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.intents.engine import IntentEngine
+    from casavox.runtime.intents.llm import load_llm
 
     bundle = verify(args.bundle, hash_files=False)
     quants = sorted(bundle.component("llm")["variants"]) if "llm" in bundle.manifest["components"] else []
@@ -258,7 +273,11 @@ def bench_accuracy(args, progress) -> dict:
         llm = load_llm(bundle, quant, device=args.providers, threads=args.threads) if quant else None
         for set_name, path in sets.items():
             groups = subset(load_suite(path))
-            for label, templates, use_llm in (("merged", True, True), ("templates", True, False), ("llm", False, True)):
+            for label, templates, use_llm in (
+                ("merged", True, True),
+                ("templates", True, False),
+                ("llm", False, True),
+            ):
                 if (not use_llm and quant != (quants[0] if quants else None)) or (use_llm and llm is None):
                     continue  # the template path does not depend on the LLM's quant: measure it once
                 engines = {}
@@ -283,13 +302,13 @@ def bench_accuracy(args, progress) -> dict:
 
 def spoken_suite(args, bundle, quant: str, progress) -> dict:
     """A fixed subset of Home Assistant's suite spoken by Piper, through ASR and the merged engine."""
-    from edge_app.intent_eval import intent_matches, load_suite
-    from runtime.asr.bias import PhraseBias
-    from runtime.asr.transcriber import Transcriber
-    from runtime.audio.io import to_mono_16k
-    from runtime.intents.engine import IntentEngine
-    from runtime.intents.llm import load_llm
-    from runtime.tts import PiperSpeaker
+    from casavox.edge_app.intent_eval import intent_matches, load_suite
+    from casavox.runtime.asr.bias import PhraseBias
+    from casavox.runtime.asr.transcriber import Transcriber
+    from casavox.runtime.audio.io import to_mono_16k
+    from casavox.runtime.intents.engine import IntentEngine
+    from casavox.runtime.intents.llm import load_llm
+    from casavox.runtime.tts import PiperSpeaker
 
     groups = load_suite(HA_TESTS)
     home, cases = groups[0]  # the shared fixture home holds most of the suite
@@ -311,8 +330,12 @@ def spoken_suite(args, bundle, quant: str, progress) -> dict:
     progress.update(1)
     return {
         f"ha_suite_spoken.merged.{quant}": {
-            "set": "ha_suite_spoken", "path": "merged", "quant": quant, "accuracy": ok / max(1, len(cases)),
-            "n": len(cases), "median_ms": statistics.median(times) if times else 0.0,
+            "set": "ha_suite_spoken",
+            "path": "merged",
+            "quant": quant,
+            "accuracy": ok / max(1, len(cases)),
+            "n": len(cases),
+            "median_ms": statistics.median(times) if times else 0.0,
         }  # fmt: skip
     }
 
@@ -320,10 +343,10 @@ def spoken_suite(args, bundle, quant: str, progress) -> dict:
 def bench_e2e(args, progress) -> dict:
     from benchmarks.e2e import LLM_COMMANDS as E2E_LLM
     from benchmarks.e2e import TEMPLATE_COMMANDS, run_pass
-    from edge_app.pipeline import SpeechPipeline
-    from runtime.audio.io import to_mono_16k
-    from runtime.home import load_home
-    from runtime.tts import PiperSpeaker
+    from casavox.edge_app.pipeline import SpeechPipeline
+    from casavox.runtime.audio.io import to_mono_16k
+    from casavox.runtime.home import load_home
+    from casavox.runtime.tts import PiperSpeaker
 
     k = min(args.items, 2) if args.quick else (args.items or None)
     commands = (TEMPLATE_COMMANDS[:k] + E2E_LLM[:k]) if k else TEMPLATE_COMMANDS + E2E_LLM
@@ -332,7 +355,9 @@ def bench_e2e(args, progress) -> dict:
     for text in commands:
         s = speaker.say(text, deterministic=True)
         clips.append((text, to_mono_16k(s.audio, s.sample_rate)))
-    pipeline = SpeechPipeline.load(str(args.bundle), load_home(ROOT / "examples" / "home.yaml"), args.providers, args.threads)
+    pipeline = SpeechPipeline.load(
+        str(args.bundle), load_home(ROOT / "examples" / "home.yaml"), args.providers, args.threads
+    )
     pipeline.understand(clips[0][1])
     out: dict = {}
     for speculate in (True, False):
@@ -363,13 +388,13 @@ def bench_startup(args, progress) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         import soundfile
 
-        from runtime.tts import PiperSpeaker
+        from casavox.runtime.tts import PiperSpeaker
 
         silence = Path(tmp) / "command.wav"
         speech = PiperSpeaker().say("It's way too dark in the office.", deterministic=True)
         soundfile.write(silence, speech.audio, speech.sample_rate)
         for _ in range(2):
-            cmd = [sys.executable, "-m", "edge_app.cli", "run", str(args.bundle), "--home", str(ROOT / "examples" / "home.yaml"),
+            cmd = [sys.executable, "-m", "casavox.edge_app.cli", "run", str(args.bundle), "--home", str(ROOT / "examples" / "home.yaml"),
                    "--state", f"{tmp}/s.sqlite", "--audio", str(silence), "--log", "", "--device", args.providers]  # fmt: skip
             t0 = time.monotonic()
             proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -387,18 +412,31 @@ def bench_startup(args, progress) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", type=Path, default=Path("bundles/default"))
     parser.add_argument("--quick", action="store_true", help="a ~2-minute subset")
     parser.add_argument("--only", default="", help=f"comma list of {', '.join(SECTIONS)}")
-    parser.add_argument("--providers", default="cpu", help="cpu, cuda, tensorrt or auto (casavox and peers where they can)")
+    parser.add_argument(
+        "--providers", default="cpu", help="cpu, cuda, tensorrt or auto (casavox and peers where they can)"
+    )
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--items", type=int, default=0, help="items per section (0 = all; tests use 3)")
-    parser.add_argument("--asr-systems", help=f"comma list (default: the bundle's CPU variants + peers: {','.join(ASR_SYSTEMS)})")
-    parser.add_argument("--llm-systems", help=f"comma list (default: the bundle's variants + peers: {','.join(LLM_SYSTEMS)})")
+    parser.add_argument(
+        "--asr-systems",
+        help=f"comma list (default: the bundle's CPU variants + peers: {','.join(ASR_SYSTEMS)})",
+    )
+    parser.add_argument(
+        "--llm-systems", help=f"comma list (default: the bundle's variants + peers: {','.join(LLM_SYSTEMS)})"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--compare", type=Path, help="an older results.json: print deltas, exit 3 on a regression")
-    parser.add_argument("--results", type=Path, help="with --compare: compare this results.json instead of measuring")
+    parser.add_argument(
+        "--compare", type=Path, help="an older results.json: print deltas, exit 3 on a regression"
+    )
+    parser.add_argument(
+        "--results", type=Path, help="with --compare: compare this results.json instead of measuring"
+    )
     parser.add_argument("--max-slowdown", type=float, default=0.20)
     parser.add_argument("--max-accuracy-drop", type=float, default=0.02)
     args = parser.parse_args(argv)
@@ -406,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.compare:
             parser.error("--results needs --compare")
         return compare_and_exit(report.load(args.results), args)
-    from runtime.bundle import BundleError, verify
-    from runtime.providers import DeviceError, resolve_device
+    from casavox.runtime.bundle import BundleError, verify
+    from casavox.runtime.providers import DeviceError, resolve_device
 
     try:
         args.providers = resolve_device(args.providers)
@@ -424,10 +462,18 @@ def main(argv: list[str] | None = None) -> int:
         variants = sorted((components.get(kind) or {}).get("variants", {}), key=lambda v: (v != "int8", v))
         return [f"casavox-{kind}-{v}" for v in variants if v != "fp16" or args.providers != "cpu"]
 
-    args.asr_systems = args.asr_systems.split(",") if args.asr_systems else ours("asr") + [s for s in ASR_SYSTEMS if not s.startswith("casavox")]
+    args.asr_systems = (
+        args.asr_systems.split(",")
+        if args.asr_systems
+        else ours("asr") + [s for s in ASR_SYSTEMS if not s.startswith("casavox")]
+    )
     # casavox-llm-int8-free: our graph asked what the peers are asked (24 free tokens), the like-for-like decode rate
     free = [f"{s}-free" for s in ours("llm") if s == "casavox-llm-int8"]
-    args.llm_systems = args.llm_systems.split(",") if args.llm_systems else ours("llm") + free + [s for s in LLM_SYSTEMS if not s.startswith("casavox")]
+    args.llm_systems = (
+        args.llm_systems.split(",")
+        if args.llm_systems
+        else ours("llm") + free + [s for s in LLM_SYSTEMS if not s.startswith("casavox")]
+    )
     if args.quick and not args.items:
         args.items = 5
     only = set(args.only.split(",")) - {""} or set(SECTIONS)
@@ -439,7 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now().astimezone()
     results: dict = {
         "started": started.isoformat(timespec="seconds"),
-        "settings": {"quick": args.quick, "items": args.items, "device": args.providers, "threads": args.threads, "only": sorted(only)},
+        "settings": {
+            "quick": args.quick,
+            "items": args.items,
+            "device": args.providers,
+            "threads": args.threads,
+            "only": sorted(only),
+        },
         "environment": environment(args.providers),
         "bundle": bundle_info(args.bundle),
     }
@@ -447,7 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     total = ((n_items if "asr" in only else 0) + ((args.items or 20) if "llm" in only else 0)
              + (8 if "accuracy" in only else 0) + (2 if "e2e" in only else 0) + (1 if "startup" in only else 0))  # fmt: skip
     with tqdm(total=total, desc="benchmark", unit="step", file=sys.stderr) as progress:
-        for name, fn in (("asr", bench_asr), ("llm", bench_llm), ("accuracy", bench_accuracy), ("e2e", bench_e2e), ("startup", bench_startup)):
+        for name, fn in (
+            ("asr", bench_asr),
+            ("llm", bench_llm),
+            ("accuracy", bench_accuracy),
+            ("e2e", bench_e2e),
+            ("startup", bench_startup),
+        ):
             if name in only:
                 progress.set_postfix_str(name)
                 results[name] = fn(args, progress)
@@ -463,7 +521,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compare_and_exit(results: dict, args) -> int:
-    lines, regressed = report.compare(results, report.load(args.compare), args.max_slowdown, args.max_accuracy_drop)
+    lines, regressed = report.compare(
+        results, report.load(args.compare), args.max_slowdown, args.max_accuracy_drop
+    )
     print(f"\ncompared with {args.compare}:")
     print("\n".join(lines))
     if regressed:

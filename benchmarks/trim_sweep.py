@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.speech_set import speech_set, word_error_rate
-from runtime.asr.transcriber import TrimPolicy, load_transcriber
+from casavox.export.speech_set import speech_set, word_error_rate
+from casavox.runtime.asr.transcriber import TrimPolicy, load_transcriber
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {

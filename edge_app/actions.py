@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.home import Entity, Home
-from runtime.intents.result import Intent
-from runtime.intents.schema import INTENT_DOMAINS
+from casavox.runtime.home import Entity, Home
+from casavox.runtime.intents.result import Intent
+from casavox.runtime.intents.schema import INTENT_DOMAINS
 
 ON_SERVICES = {
     "cover": "open_cover", "valve": "open_valve", "lock": "lock", "vacuum": "start", "lawn_mower": "start_mowing",
@@ -154,7 +154,11 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
         return Action(intent, [], [call], f"{verb} {item}")
     if n == "HassGetWeather" and not slots.get("name"):
         weather = [e for e in home.exposed if e.domain == "weather"]
-        return Action(intent, weather[:1], kind="query") if weather else Action(intent, error="no weather service")
+        return (
+            Action(intent, weather[:1], kind="query")
+            if weather
+            else Action(intent, error="no weather service")
+        )
     targets, error = resolve_targets(intent, home, area)
     if error:
         return Action(intent, error=error)
@@ -174,11 +178,15 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
             return Action(intent, error="set the light to what?")
         ids = tuple(e.id for e in targets)
         what = f"brightness {data['brightness_pct']}%" if "brightness_pct" in data else data.get("color_name")
-        return Action(intent, targets, [ServiceCall("light", "turn_on", ids, data)], f"Set {_names(targets)} to {what}")
+        return Action(
+            intent, targets, [ServiceCall("light", "turn_on", ids, data)], f"Set {_names(targets)} to {what}"
+        )
     if n == "HassSetPosition":
         position = max(0, min(100, int(slots.get("position", 0))))
         calls = [
-            ServiceCall(d, f"set_{d}_position", tuple(e.id for e in targets if e.domain == d), {"position": position})
+            ServiceCall(
+                d, f"set_{d}_position", tuple(e.id for e in targets if e.domain == d), {"position": position}
+            )
             for d in sorted({e.domain for e in targets})
         ]
         return Action(intent, targets, calls, f"Set {_names(targets)} to {position}%")
@@ -190,10 +198,14 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
         return Action(intent, targets, [call], f"Set {_names(targets)} to {shown} degrees")
     if n in MEDIA_SERVICES:
         service, reply = MEDIA_SERVICES[n]
-        return Action(intent, targets, [ServiceCall("media_player", service, tuple(e.id for e in targets))], reply)
+        return Action(
+            intent, targets, [ServiceCall("media_player", service, tuple(e.id for e in targets))], reply
+        )
     if n == "HassSetVolume":
         level = max(0, min(100, int(slots.get("volume_level", 50))))
-        call = ServiceCall("media_player", "volume_set", tuple(e.id for e in targets), {"volume_level": level / 100})
+        call = ServiceCall(
+            "media_player", "volume_set", tuple(e.id for e in targets), {"volume_level": level / 100}
+        )
         return Action(intent, targets, [call], f"Volume set to {level}%")
     if n == "HassSetVolumeRelative":
         # Home Assistant's handler: "up"/"down" is a 10-point step, a number is a step in percent points;
@@ -208,12 +220,19 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
         return Action(intent, targets, [], reply, volume_step=step)
     if n in ("HassMediaPlayerMute", "HassMediaPlayerUnmute"):
         mute = n == "HassMediaPlayerMute"
-        call = ServiceCall("media_player", "volume_mute", tuple(e.id for e in targets), {"is_volume_muted": mute})
+        call = ServiceCall(
+            "media_player", "volume_mute", tuple(e.id for e in targets), {"is_volume_muted": mute}
+        )
         return Action(intent, targets, [call], "Muted" if mute else "Unmuted")
     if n in ("HassLawnMowerStartMowing", "HassLawnMowerDock"):
         service = "start_mowing" if n == "HassLawnMowerStartMowing" else "dock"
         call = ServiceCall("lawn_mower", service, tuple(e.id for e in targets))
-        return Action(intent, targets, [call], "Started mowing" if service == "start_mowing" else "Returning to the dock")
+        return Action(
+            intent,
+            targets,
+            [call],
+            "Started mowing" if service == "start_mowing" else "Returning to the dock",
+        )
     if n == "HassMediaSearchAndPlay":
         query = str(slots.get("search_query", "")).strip()
         data = {"media_content_id": query, "media_content_type": str(slots.get("media_class", "music"))}
@@ -228,7 +247,9 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
         data = {"item": item} if n == "HassListAddItem" else {"item": item, "status": "completed"}
         service = "add_item" if n == "HassListAddItem" else "update_item"
         call = ServiceCall("todo", service, tuple(e.id for e in targets), data)
-        return Action(intent, targets, [call], f"{'Added' if service == 'add_item' else 'Checked off'} {item}")
+        return Action(
+            intent, targets, [call], f"{'Added' if service == 'add_item' else 'Checked off'} {item}"
+        )
     if n == "HassFanSetSpeed":
         pct = max(0, min(100, int(slots.get("percentage", 50))))
         call = ServiceCall("fan", "set_percentage", tuple(e.id for e in targets), {"percentage": pct})

@@ -10,23 +10,23 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from edge_app.backends import Backend
-from edge_app.config import Config
-from edge_app.state_store import StateStore
-from edge_app.timers import Timers
-from runtime.home import Home, load_home
+from casavox.edge_app.backends import Backend
+from casavox.edge_app.config import Config
+from casavox.edge_app.state_store import StateStore
+from casavox.edge_app.timers import Timers
+from casavox.runtime.home import Home, load_home
 
 
 def open_backend(config: Config, home: Home, store: StateStore) -> Backend:
     if config.backend == "mqtt":
-        from edge_app.backends.mqtt import MqttBackend
+        from casavox.edge_app.backends.mqtt import MqttBackend
 
         return MqttBackend(home, config.mqtt)
     if config.backend == "hass":
-        from edge_app.backends.hass import HassBackend
+        from casavox.edge_app.backends.hass import HassBackend
 
         return HassBackend(config.hass)
-    from edge_app.backends.sim import SimBackend
+    from casavox.edge_app.backends.sim import SimBackend
 
     return SimBackend.open(home, store)
 
@@ -43,7 +43,7 @@ def open_log(config: Config) -> TextIO | None:
 
 def frames_for(config: Config):
     """The configured audio source as an iterator of 512-sample frames."""
-    from edge_app.sources import MicSource, PcmSource, WavSource
+    from casavox.edge_app.sources import MicSource, PcmSource, WavSource
 
     src = config.input
     if src.source == "wav":
@@ -55,7 +55,7 @@ def frames_for(config: Config):
 
 def load_pipeline(config: Config, home: Home):
     """The models the config names (one place for the daemon and the Wyoming server)."""
-    from edge_app.pipeline import SpeechPipeline
+    from casavox.edge_app.pipeline import SpeechPipeline
 
     return SpeechPipeline.load(
         config.bundle,
@@ -70,12 +70,12 @@ def load_pipeline(config: Config, home: Home):
 
 def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
     """(daemon, state store); ``pipeline`` reuses already loaded models (tests, benchmarks)."""
-    from edge_app.daemon import Daemon
-    from runtime.audio.vad import SileroVad
+    from casavox.edge_app.daemon import Daemon
+    from casavox.runtime.audio.vad import SileroVad
 
     home = load_home(config.home)
     if config.area and home.area(config.area) is None:
-        from runtime.home import HomeError
+        from casavox.runtime.home import HomeError
 
         raise HomeError(f"area '{config.area}' is not in {config.home}")
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
@@ -83,13 +83,13 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
     pipeline = pipeline or load_pipeline(config, home)
     metrics = None
     if config.log.metrics_port:
-        from edge_app.metrics import Metrics
+        from casavox.edge_app.metrics import Metrics
 
         metrics = Metrics()
         metrics.serve(config.log.metrics_port)
     speaker = None
     if config.reply.say_to or config.reply.speak:
-        from runtime.tts import PiperSpeaker
+        from casavox.runtime.tts import PiperSpeaker
 
         speaker = PiperSpeaker()
     return Daemon(

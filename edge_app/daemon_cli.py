@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -57,48 +59,25 @@ def _overrides(args: argparse.Namespace) -> dict:
     return o
 
 
-def _errors():
-    from edge_app.backends import DeliveryError
-    from edge_app.config import ConfigError
-    from edge_app.sources import SourceError
-    from edge_app.state_store import StateError
-    from runtime.audio.io import AudioError
-    from runtime.audio.vad import VadError
-    from runtime.bundle import BundleError
-    from runtime.home import HomeError
-    from runtime.providers import DeviceError
-
-    return (ConfigError, HomeError, BundleError, DeviceError, StateError, DeliveryError, SourceError, AudioError, VadError)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge_app.app import build_daemon, frames_for
-    from edge_app.config import load_config
+    from casavox.edge_app.app import build_daemon, frames_for
+    from casavox.edge_app.config import load_config
 
-    try:
-        config = load_config(args.config, _overrides(args))
-        if config.input.source == "mic":  # fail before loading models when there is no microphone
-            from edge_app.sources import list_devices, pick_device
+    config = load_config(args.config, _overrides(args))
+    if config.input.source == "mic":  # fail before loading models when there is no microphone
+        from casavox.edge_app.sources import list_devices, pick_device
 
-            pick_device(list_devices(), config.input.device or None)
-        daemon, store = build_daemon(config)
-    except _errors() as exc:
-        print(f"casavox: error: {exc}", file=sys.stderr)
-        return 1
+        pick_device(list_devices(), config.input.device or None)
+    daemon, store = build_daemon(config)
     daemon.install_signals()
-    if not config.log.quiet:
-        where = f" in the {config.area}" if config.area else ""
-        print(f"casavox: listening ({config.input.source}){where}, backend {config.backend}", file=sys.stderr)
+    where = f" in the {config.area}" if config.area else ""
+    log.info("listening (%s)%s, backend %s", config.input.source, where, config.backend)
     try:
         served = daemon.run(frames_for(config))
-    except _errors() as exc:
-        print(f"casavox: error: {exc}", file=sys.stderr)
-        return 1
     finally:
         daemon.backend.close()
         store.close()
-    if not config.log.quiet:
-        print(f"casavox: stopped after {served} utterance(s); peak RSS {_peak_rss_mb():.0f} MB", file=sys.stderr)
+    log.info("stopped after %d utterance(s); peak RSS %.0f MB", served, _peak_rss_mb())
     return 0
 
 
@@ -116,13 +95,9 @@ def _peak_rss_mb() -> float:
 
 
 def cmd_devices(_args: argparse.Namespace) -> int:
-    from edge_app.sources import SourceError, list_devices
+    from casavox.edge_app.sources import list_devices
 
-    try:
-        devices = list_devices()
-    except SourceError as exc:
-        print(f"casavox: error: {exc}", file=sys.stderr)
-        return 1
+    devices = list_devices()
     if not devices:
         print("no audio input devices")
     for d in devices:
@@ -131,20 +106,15 @@ def cmd_devices(_args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    from edge_app.config import ConfigError, load_config
-    from edge_app.state_store import StateError, StateStore
+    from casavox.edge_app.config import load_config
+    from casavox.edge_app.state_store import StateError, StateStore
 
-    try:
-        config = load_config(args.config, _overrides(args))
-        if not config.state_path.exists():
-            print(f"casavox: error: {config.state_path}: no state yet (run the daemon first)", file=sys.stderr)
-            return 1
-        store = StateStore.open(config.state_path, read_only=True)
-        entities = store.entities()
-        lists = {r[0]: store.items(r[0]) for r in store.read("SELECT DISTINCT list FROM list_items")}
-    except (ConfigError, StateError) as exc:
-        print(f"casavox: error: {exc}", file=sys.stderr)
-        return 1
+    config = load_config(args.config, _overrides(args))
+    if not config.state_path.exists():
+        raise StateError(f"{config.state_path}: no state yet (run the daemon first)")
+    store = StateStore.open(config.state_path, read_only=True)
+    entities = store.entities()
+    lists = {r[0]: store.items(r[0]) for r in store.read("SELECT DISTINCT list FROM list_items")}
     if args.json:
         out = {
             "entities": {k: {"state": s, "attributes": a} for k, (s, a) in entities.items()},
@@ -161,15 +131,11 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_wyoming(args: argparse.Namespace) -> int:
-    from edge_app.config import load_config
-    from edge_app.wyoming_server import serve
+    from casavox.edge_app.config import load_config
+    from casavox.edge_app.wyoming_server import serve
 
-    try:
-        config = load_config(args.config, _overrides(args))
-        return serve(config, args.uri)
-    except _errors() as exc:
-        print(f"casavox: error: {exc}", file=sys.stderr)
-        return 1
+    config = load_config(args.config, _overrides(args))
+    return serve(config, args.uri)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -179,7 +145,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundle", nargs="?", help="bundle folder (default from the config: bundles/default)")
+    p.add_argument(
+        "bundle",
+        nargs="?",
+        help="bundle folder (default: the config's, else $CASAVOX_BUNDLE, else ~/.local/share/casavox/bundle)",
+    )
     _common(p)
     p.add_argument("--area", help="the area the box stands in")
     p.add_argument("--backend", choices=["sim", "mqtt", "hass"])
@@ -188,7 +158,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--asr-variant", help="fp32, int8 or fp16")
     p.add_argument("--no-llm", action="store_true", help="templates only")
     p.add_argument("--mqtt", action="append", metavar="KEY=VALUE", help="MQTT setting, e.g. host=10.0.0.2")
-    p.add_argument("--hass", action="append", metavar="KEY=VALUE", help="Home Assistant setting, e.g. url=...")
+    p.add_argument(
+        "--hass", action="append", metavar="KEY=VALUE", help="Home Assistant setting, e.g. url=..."
+    )
     p.add_argument("--confirm", choices=["ask", "refuse", "allow"], help="policy for locks/doors")
     p.add_argument("--quiet", action="store_true")
 

@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from casavox.examples import example_path
+
 DEMO_COMMANDS = [
     "Turn off the lights in the kitchen.",
     "Set the bedroom lamp brightness to 50%.",
@@ -32,12 +33,12 @@ def ensure_bundle(bundle: Path) -> None:
     components = json.loads(manifest.read_text())["components"] if manifest.exists() else {}
     if "asr" not in components:
         print(f"[demo] exporting Whisper tiny.en into {bundle} (about a minute on 2 cores)", flush=True)
-        from export.asr.pipeline import export_asr
+        from casavox.export.asr.pipeline import export_asr
 
         export_asr(bundle, quants=("int8",))
     if "llm" not in components:
         print(f"[demo] exporting the intent LLM into {bundle} (a few minutes on 2 cores)", flush=True)
-        from export.llm.pipeline import export_llm
+        from casavox.export.llm.pipeline import export_llm
 
         export_llm(bundle, quants=("int8",))
 
@@ -46,7 +47,7 @@ def speak_commands(folder: Path) -> list[Path]:
     """One WAV per command (Piper, deterministic), cached by text."""
     import soundfile
 
-    from runtime.tts import PiperSpeaker
+    from casavox.runtime.tts import PiperSpeaker
 
     folder.mkdir(parents=True, exist_ok=True)
     speaker, paths = PiperSpeaker(), []
@@ -94,8 +95,8 @@ def print_record(record: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", default="bundles/default")
-    parser.add_argument("--home", default=str(ROOT / "examples" / "home.yaml"))
-    parser.add_argument("--work", default=str(ROOT / ".cache" / "demo"), help="spoken commands + state file")
+    parser.add_argument("--home", default=str(example_path("home.yaml")))
+    parser.add_argument("--work", default=".cache/demo", help="spoken commands + state file")
     args = parser.parse_args(argv)
     bundle_dir = Path(args.bundle)
     ensure_bundle(bundle_dir)
@@ -105,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state}{suffix}").unlink(missing_ok=True)  # the demo starts from the YAML every time
 
-    from edge_app.app import build_daemon
-    from edge_app.config import load_config
-    from edge_app.sources import WavSource
+    from casavox.edge_app.app import build_daemon
+    from casavox.edge_app.config import load_config
+    from casavox.edge_app.sources import WavSource
 
     config = load_config(
         None,

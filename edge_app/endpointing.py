@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.audio.io import SAMPLE_RATE
-from runtime.audio.vad import FRAME
+from casavox.runtime.audio.io import SAMPLE_RATE
+from casavox.runtime.audio.vad import FRAME
 
 FRAME_MS = FRAME * 1000 / SAMPLE_RATE
 

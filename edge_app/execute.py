@@ -11,9 +11,9 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-from edge_app.actions import Action, ServiceCall
-from edge_app.backends import Backend, DeliveryError
-from edge_app.timers import Timers, duration, spoken
+from casavox.edge_app.actions import Action, ServiceCall
+from casavox.edge_app.backends import Backend, DeliveryError
+from casavox.edge_app.timers import Timers, duration, spoken
 
 
 @dataclass
@@ -43,7 +43,11 @@ def answer(action: Action, backend: Backend) -> str:
     if action.intent.name == "HassClimateGetTemperature":
         e, s = known[0]
         value = s.attributes.get("current_temperature", s.state)
-        return f"It is {value} degrees in the {e.name}" if value not in (None, "") else f"I don't know the temperature of {e.name}"
+        return (
+            f"It is {value} degrees in the {e.name}"
+            if value not in (None, "")
+            else f"I don't know the temperature of {e.name}"
+        )
     if action.intent.name == "HassGetWeather":
         e, s = known[0]
         temp = s.attributes.get("temperature")
@@ -86,7 +90,11 @@ def local(action: Action, timers: Timers, now: dt.datetime | None = None) -> str
     if n == "HassCancelAllTimers":
         found = timers.all()
         timers.cancel(found)
-        return f"Cancelled {len(found)} timer{'s' if len(found) != 1 else ''}" if found else "No timers are running"
+        return (
+            f"Cancelled {len(found)} timer{'s' if len(found) != 1 else ''}"
+            if found
+            else "No timers are running"
+        )
     found = timers.find(slots)
     if not found:
         return "No timer is running" if not slots.get("name") else f"There is no {slots['name']} timer"
@@ -133,7 +141,7 @@ def execute(action: Action, backend: Backend, timers: Timers) -> Outcome:
     calls = action.calls
     try:
         if action.kind == "local":
-            from edge_app.state_store import StateError
+            from casavox.edge_app.state_store import StateError
 
             try:
                 return done(Outcome(local(action, timers)))
@@ -147,6 +155,12 @@ def execute(action: Action, backend: Backend, timers: Timers) -> Outcome:
             backend.call(call)
             sent.append(call)
     except DeliveryError as exc:
-        partly = f" (done before the failure: {len(sent)} of {len(calls)})" if action.kind == "control" and sent else ""
-        return done(Outcome(f"Sorry, that did not work: {exc}{partly}", delivered=False, calls=sent, error=str(exc)))
+        partly = (
+            f" (done before the failure: {len(sent)} of {len(calls)})"
+            if action.kind == "control" and sent
+            else ""
+        )
+        return done(
+            Outcome(f"Sorry, that did not work: {exc}{partly}", delivered=False, calls=sent, error=str(exc))
+        )
     return done(Outcome(action.reply, calls=sent))

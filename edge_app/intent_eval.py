@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from runtime.home import Home, home_from_dict, load_home
-from runtime.intents.result import Intent, IntentResult
+from casavox.runtime.home import Home, home_from_dict, load_home
+from casavox.runtime.intents.result import Intent, IntentResult
 
 
 @dataclass(frozen=True)

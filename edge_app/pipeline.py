@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.intents.result import IntentResult
+from casavox.runtime.intents.result import IntentResult
 
 WORD = re.compile(r"[^\w' ]+")
 
@@ -53,9 +53,9 @@ def strip_wake(text: str, words: tuple[str, ...]) -> str | None:
 
 @dataclass
 class SpeechPipeline:
-    transcriber: object  # runtime.asr.transcriber.Transcriber
-    engine: object  # runtime.intents.engine.IntentEngine
-    bias: object | None = None  # runtime.asr.bias.PhraseBias
+    transcriber: object  # casavox.runtime.asr.transcriber.Transcriber
+    engine: object  # casavox.runtime.intents.engine.IntentEngine
+    bias: object | None = None  # casavox.runtime.asr.bias.PhraseBias
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -70,12 +70,12 @@ class SpeechPipeline:
         use_llm: bool = True,
     ) -> SpeechPipeline:
         """``asr_variant``/``llm_variant`` empty: int8 on the CPU, fp16 on a GPU."""
-        from runtime.asr.bias import PhraseBias
-        from runtime.asr.transcriber import Transcriber
-        from runtime.bundle import verify
-        from runtime.intents.engine import IntentEngine
-        from runtime.intents.llm import llm_available, load_llm
-        from runtime.providers import preferred_variant
+        from casavox.runtime.asr.bias import PhraseBias
+        from casavox.runtime.asr.transcriber import Transcriber
+        from casavox.runtime.bundle import verify
+        from casavox.runtime.intents.engine import IntentEngine
+        from casavox.runtime.intents.llm import llm_available, load_llm
+        from casavox.runtime.providers import preferred_variant
 
         bundle = verify(bundle_dir)
         asr_variant = asr_variant or preferred_variant(device, bundle.component("asr")["variants"])
@@ -102,7 +102,10 @@ class SpeechPipeline:
         t0 = time.perf_counter()
         heard = self.transcribe(audio)
         asr_ms = (time.perf_counter() - t0) * 1e3
-        timings = {"asr_ms": asr_ms, **{f"asr_{k}": v for k, v in heard.timings_ms.items() if k != "total_ms"}}
+        timings = {
+            "asr_ms": asr_ms,
+            **{f"asr_{k}": v for k, v in heard.timings_ms.items() if k != "total_ms"},
+        }
         if not heard.text.strip():
             return Understanding("", "", None, heard.skipped or "no speech", timings)
         text = heard.text.strip()

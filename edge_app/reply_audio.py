@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def speak(speaker, text: str, wav_path: str | None = None, play: bool = False) -> None:
@@ -19,7 +22,7 @@ def speak(speaker, text: str, wav_path: str | None = None, play: bool = False) -
         try:
             import pyaudio
         except ImportError:
-            print("casavox: cannot play replies without pyaudio (pip install 'casavox[audio]')")
+            log.warning("cannot play replies without pyaudio (pip install 'casavox[audio]')")
             return
         pa = pyaudio.PyAudio()
         try:
@@ -27,6 +30,6 @@ def speak(speaker, text: str, wav_path: str | None = None, play: bool = False) -
             stream.write((np.clip(speech.audio, -1, 1) * 32767).astype("<i2").tobytes())
             stream.close()
         except OSError as exc:
-            print(f"casavox: no audio output device ({exc})")
+            log.warning("no audio output device (%s)", exc)
         finally:
             pa.terminate()

@@ -7,6 +7,7 @@ loop whatever the input. Bad input never stops the stream: an unreadable file is
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import sys
@@ -20,13 +21,16 @@ from typing import BinaryIO
 
 import numpy as np
 
-from runtime.audio.io import SAMPLE_RATE, AudioError, load_audio, pcm16_to_float
-from runtime.audio.vad import FRAME
+from casavox.errors import CasavoxError
+from casavox.runtime.audio.io import SAMPLE_RATE, AudioError, load_audio, pcm16_to_float
+from casavox.runtime.audio.vad import FRAME
+
+log = logging.getLogger(__name__)
 
 GAP_S = 1.0  # silence played after each file so the endpointer can close its utterance
 
 
-class SourceError(RuntimeError):
+class InputError(CasavoxError, RuntimeError):
     """An audio source that cannot be opened (no such device, pyaudio missing...)."""
 
 
@@ -56,7 +60,7 @@ class WavSource:
 
     paths: list[Path]
     realtime: bool = False
-    on_error: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
+    on_error: Callable[[str], None] = log.error
 
     def _frames(self) -> Iterator[np.ndarray]:
         gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
@@ -85,7 +89,7 @@ class PcmSource:
         import soxr
 
         if self.channels not in (1, 2):
-            raise SourceError(f"raw PCM input supports 1 or 2 channels, not {self.channels}")
+            raise InputError(f"raw PCM input supports 1 or 2 channels, not {self.channels}")
         resampler = (
             soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32")
             if self.sample_rate != SAMPLE_RATE
@@ -118,7 +122,7 @@ def _pyaudio():
     try:
         import pyaudio
     except ImportError as exc:
-        raise SourceError("microphone input needs pyaudio: pip install 'casavox[audio]'") from exc
+        raise InputError("microphone input needs pyaudio: pip install 'casavox[audio]'") from exc
     return pyaudio
 
 
@@ -168,7 +172,7 @@ def list_devices() -> list[dict]:
 def pick_device(devices: list[dict], wanted: str | int | None) -> dict:
     """A device by index or by (part of its) name; a clear error listing the choices otherwise."""
     if not devices:
-        raise SourceError("no audio input device found")
+        raise InputError("no audio input device found")
     if wanted is None or wanted == "":
         return devices[0]
     for d in devices:
@@ -179,7 +183,7 @@ def pick_device(devices: list[dict], wanted: str | int | None) -> dict:
         return matches[0]
     names = ", ".join(f"{d['index']}: {d['name']}" for d in devices)
     problem = "matches several" if matches else "matches none"
-    raise SourceError(f"input device '{wanted}' {problem} of: {names}")
+    raise InputError(f"input device '{wanted}' {problem} of: {names}")
 
 
 @dataclass

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from casavox.errors import CasavoxError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
     entity_id TEXT PRIMARY KEY, state TEXT NOT NULL, attributes TEXT NOT NULL, last_changed REAL);
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-class StateError(RuntimeError):
+class StateError(CasavoxError, RuntimeError):
     """The state file cannot be read or written (locked, read-only, corrupt)."""
 
 
@@ -52,11 +54,15 @@ class StateStore:
         try:
             if read_only:
                 uri = f"file:{path.resolve()}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, timeout=lock_timeout_s, check_same_thread=False, isolation_level=None)
+                conn = sqlite3.connect(
+                    uri, uri=True, timeout=lock_timeout_s, check_same_thread=False, isolation_level=None
+                )
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails now if not a database
                 return cls(path, conn)
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=lock_timeout_s, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(
+                path, timeout=lock_timeout_s, check_same_thread=False, isolation_level=None
+            )
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
             except sqlite3.OperationalError:
@@ -67,7 +73,9 @@ class StateStore:
                 if "readonly" not in str(exc):
                     raise
         except (sqlite3.Error, OSError) as exc:
-            raise _explain(path, exc) if isinstance(exc, sqlite3.Error) else StateError(f"{path}: {exc}") from None
+            raise (
+                _explain(path, exc) if isinstance(exc, sqlite3.Error) else StateError(f"{path}: {exc}")
+            ) from None
         return cls(path, conn)
 
     @contextmanager

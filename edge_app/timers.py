@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edge_app.state_store import StateStore
+from casavox.edge_app.state_store import StateStore
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,10 @@ class Timer:
 
 def duration(slots: dict, prefix: str = "") -> float:
     """Seconds from the hours/minutes/seconds slots (``start_`` prefixed ones name a timer)."""
-    return sum(float(slots.get(prefix + unit, 0) or 0) * k for unit, k in (("hours", 3600), ("minutes", 60), ("seconds", 1)))
+    return sum(
+        float(slots.get(prefix + unit, 0) or 0) * k
+        for unit, k in (("hours", 3600), ("minutes", 60), ("seconds", 1))
+    )
 
 
 def spoken(seconds: float) -> str:
@@ -45,7 +48,8 @@ class Timers:
         now = self.clock()
         rows = self.store.read("SELECT id, name, seconds, ends_at, remaining FROM timers ORDER BY id")
         return [
-            Timer(r[0], r[1], r[2], r[4] if r[3] is None else max(0.0, r[3] - now), r[3] is None) for r in rows
+            Timer(r[0], r[1], r[2], r[4] if r[3] is None else max(0.0, r[3] - now), r[3] is None)
+            for r in rows
         ]
 
     def start(self, seconds: float, name: str | None = None, command: str | None = None) -> Timer:
@@ -75,9 +79,14 @@ class Timers:
         with self.store.transaction() as conn:
             for t in timers:
                 if paused and not t.paused:
-                    conn.execute("UPDATE timers SET ends_at = NULL, remaining = ? WHERE id = ?", (t.remaining, t.id))
+                    conn.execute(
+                        "UPDATE timers SET ends_at = NULL, remaining = ? WHERE id = ?", (t.remaining, t.id)
+                    )
                 elif not paused and t.paused:
-                    conn.execute("UPDATE timers SET ends_at = ?, remaining = NULL WHERE id = ?", (now + t.remaining, t.id))
+                    conn.execute(
+                        "UPDATE timers SET ends_at = ?, remaining = NULL WHERE id = ?",
+                        (now + t.remaining, t.id),
+                    )
 
     def adjust(self, timers: list[Timer], delta: float) -> None:
         with self.store.transaction() as conn:

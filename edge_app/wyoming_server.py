@@ -11,7 +11,7 @@ pipeline's lock and run off the event loop, so several clients can be connected.
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 from dataclasses import dataclass
 from functools import partial
 
@@ -36,9 +36,11 @@ from wyoming.intent import Intent as WyIntent
 from wyoming.intent import NotRecognized, Recognize
 from wyoming.server import AsyncEventHandler, AsyncServer
 
-from edge_app.actions import plan
-from edge_app.execute import execute
-from runtime.audio.io import SAMPLE_RATE
+from casavox.edge_app.actions import plan
+from casavox.edge_app.execute import execute
+from casavox.runtime.audio.io import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 MAX_AUDIO_S = 30.0  # a client that never sends audio-stop cannot make us buffer forever
 ATTRIBUTION = Attribution(name="casavox", url="https://github.com/casavox/casavox")
@@ -55,7 +57,9 @@ def describe(version: str = "0.1.0") -> Info:
                 description="Whisper tiny.en on onnxruntime, biased towards the home's names",
                 version=version,
                 models=[
-                    AsrModel("whisper-tiny.en", ATTRIBUTION, True, "Whisper tiny.en (ONNX)", version, languages)
+                    AsrModel(
+                        "whisper-tiny.en", ATTRIBUTION, True, "Whisper tiny.en (ONNX)", version, languages
+                    )
                 ],
             )
         ],
@@ -161,7 +165,10 @@ class CasavoxHandler(AsyncEventHandler):
             action = plan(intent, s.home, area)
             if action.sensitive:
                 # no spoken back-and-forth over this protocol: Home Assistant confirms on its side
-                return f"For safety, {', '.join(e.name for e in action.sensitive)} can't be changed this way", False
+                return (
+                    f"For safety, {', '.join(e.name for e in action.sensitive)} can't be changed this way",
+                    False,
+                )
             outcomes.append(execute(action, s.backend, s.timers))
         return "; ".join(o.reply for o in outcomes if o.reply), all(o.delivered for o in outcomes)
 
@@ -172,17 +179,17 @@ async def run_server(services: Services, uri: str) -> None:
 
 def serve(config, uri: str) -> int:
     """Load everything once and serve until interrupted."""
-    from edge_app.app import load_pipeline, open_backend
-    from edge_app.state_store import StateStore
-    from edge_app.timers import Timers
-    from runtime.home import load_home
+    from casavox.edge_app.app import load_pipeline, open_backend
+    from casavox.edge_app.state_store import StateStore
+    from casavox.edge_app.timers import Timers
+    from casavox.runtime.home import load_home
 
     home = load_home(config.home)
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
     pipeline = load_pipeline(config, home)
     services = Services(pipeline, home, backend, Timers(store), config.area or None)
-    print(f"casavox: Wyoming server on {uri} ({time.strftime('%H:%M:%S')})", flush=True)
+    log.info("Wyoming server on %s", uri)
     try:
         asyncio.run(run_server(services, uri))
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from runtime import bundle as fmt
+from casavox.runtime import bundle as fmt
 
 
 def library_versions() -> dict[str, str]:

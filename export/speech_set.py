@@ -81,7 +81,7 @@ def synthesize(
     """16 kHz audio of ``text`` in ``voice`` ("piper" or "espeak"), cached as WAV when asked."""
     import soundfile
 
-    from runtime.audio.io import SAMPLE_RATE, to_mono_16k
+    from casavox.runtime.audio.io import SAMPLE_RATE, to_mono_16k
 
     path = None
     if cache_dir is not None:
@@ -91,13 +91,13 @@ def synthesize(
             audio, _ = soundfile.read(path, dtype="float32")
             return audio
     if voice == "piper":
-        from runtime.tts import PiperSpeaker
+        from casavox.runtime.tts import PiperSpeaker
 
         speakers = _speakers if _speakers is not None else {}
         speaker = speakers.setdefault("piper", PiperSpeaker())
         speech = speaker.say(text, deterministic=True)
     elif voice == "espeak":
-        from runtime.tts import espeak_say
+        from casavox.runtime.tts import espeak_say
 
         speech = espeak_say(text)
     else:

@@ -32,12 +32,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from casavox.errors import CasavoxError
+
 FORMAT = "casavox-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-class BundleError(ValueError):
+class BundleError(CasavoxError, ValueError):
     """A bundle that must not be loaded; the message is one line naming the problem."""
 
 
@@ -209,7 +211,9 @@ def subset(src: str | Path, out: str | Path, keep: dict[str, list[str]]) -> Bund
         have = components[name].get("variants", {})
         missing = sorted(set(variants) - set(have))
         if missing:
-            raise BundleError(f"{bundle.root}: {name} has no variant {missing[0]} (it has: {', '.join(sorted(have))})")
+            raise BundleError(
+                f"{bundle.root}: {name} has no variant {missing[0]} (it has: {', '.join(sorted(have))})"
+            )
         components[name]["variants"] = {v: have[v] for v in have if v in variants}
         if components[name].get("default_variant") not in variants:
             components[name]["default_variant"] = next(iter(components[name]["variants"]))

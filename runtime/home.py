@@ -18,13 +18,15 @@ from typing import Any
 
 import yaml
 
+from casavox.errors import CasavoxError
+
 LINE = "__line__"
 # Domains / device classes that act on the physical security of the house.
 CONFIRM_DOMAINS = {"lock"}
 CONFIRM_DEVICE_CLASSES = {"door", "garage", "gate"}
 
 
-class HomeError(ValueError):
+class HomeError(CasavoxError, ValueError):
     """A home file that cannot be used; the message names the file and line."""
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from casavox.errors import CasavoxError
+
 log = logging.getLogger("casavox.providers")
 # Where an NVIDIA driver shows itself: desktop/server drivers, and Jetson's (L4T) GPU device nodes.
 GPU_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu/igpu0/ctrl")
@@ -35,7 +37,7 @@ PREFERENCE = ["tensorrt", "cuda", "cpu"]
 CUDA_OPTIONS = {"sdpa_kernel": str(1 | 2 | 16)}
 
 
-class DeviceError(ValueError):
+class DeviceError(CasavoxError, ValueError):
     """A requested execution device that does not exist or is not available here."""
 
 
@@ -61,7 +63,9 @@ def unavailable_reason(device: str) -> str | None:
             f"(it has {', '.join(have)}); install casavox[gpu] on a machine with an NVIDIA GPU"
         )
     if not gpu_present():
-        return f"{PROVIDERS[device]} is installed but no NVIDIA GPU driver was found ({', '.join(GPU_MARKERS)})"
+        return (
+            f"{PROVIDERS[device]} is installed but no NVIDIA GPU driver was found ({', '.join(GPU_MARKERS)})"
+        )
     return _provider_library_error(device)
 
 
@@ -199,9 +203,9 @@ def open_graph(bundle, rel: str, device: str = "cpu", threads: int | None = None
     device = resolve_device(device)
     if device != "tensorrt":
         return open_session(bundle.path(rel), device, threads, spinning)
-    from runtime.trt.device import gpu_facts
-    from runtime.trt.engines import choose_graph
-    from runtime.trt.profiles import ort_shape_options
+    from casavox.runtime.trt.device import gpu_facts
+    from casavox.runtime.trt.engines import choose_graph
+    from casavox.runtime.trt.profiles import ort_shape_options
 
     # nvidia-smi only when there is an engine to check against this GPU
     has_engine = rel in bundle.manifest.get("engines", {})

@@ -2,7 +2,7 @@
 
 Used for spoken replies on the device, and to make spoken test commands for the export parity
 check, the tests and the benchmarks. Both voices return float32 mono at their native rate; callers
-resample through :mod:`runtime.audio.io`.
+resample through :mod:`casavox.runtime.audio.io`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.audio.io import decode_audio_bytes
+from casavox.runtime.audio.io import decode_audio_bytes
 
 
 @dataclass

@@ -7,13 +7,16 @@ hash of the code that shapes it, so editing the exporter re-exports on the next 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".cache"
+# CASAVOX_TEST_CACHE: another folder for the exported bundles, so two checkouts or sessions that test
+# different code at once do not evict each other's exports.
+CACHE = Path(os.environ.get("CASAVOX_TEST_CACHE") or ROOT / ".cache")
 
 
 def _hash(files: list[Path]) -> str:
@@ -26,7 +29,7 @@ def _hash(files: list[Path]) -> str:
 
 def _cached_bundle(prefix: str, code_hash: str, build) -> Path:
     """`.cache/<prefix>-<hash>`, built by ``build(target)`` unless a valid one is already there."""
-    from runtime.bundle import BundleError, verify
+    from casavox.runtime.bundle import BundleError, verify
 
     target = CACHE / f"{prefix}-{code_hash}"
     if target.exists():
@@ -50,7 +53,7 @@ def speech_cache() -> Path:
 @pytest.fixture(scope="session")
 def asr_bundle(speech_cache: Path) -> Path:
     """A bundle with fp32, int8 and fp16 ASR variants, exported by `export_asr` itself."""
-    from export.asr.pipeline import export_asr
+    from casavox.export.asr.pipeline import export_asr
 
     code = _hash(sorted((ROOT / "export").rglob("*.py")) + sorted((ROOT / "runtime").rglob("*.py")))
     return _cached_bundle("bundle", code, lambda t: export_asr(t, cache_dir=speech_cache, progress=False))
@@ -58,14 +61,14 @@ def asr_bundle(speech_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def clips(speech_cache: Path):
-    from export.speech_set import speech_set
+    from casavox.export.speech_set import speech_set
 
     return speech_set(cache_dir=speech_cache)
 
 
 @pytest.fixture(scope="session")
 def transcriber_int8(asr_bundle: Path):
-    from runtime.asr.transcriber import load_transcriber
+    from casavox.runtime.asr.transcriber import load_transcriber
 
     return load_transcriber(asr_bundle, "int8")
 
@@ -73,7 +76,7 @@ def transcriber_int8(asr_bundle: Path):
 @pytest.fixture(scope="session")
 def llm_bundle() -> Path:
     """A bundle with the fine-tuned intent LLM (int8 + fp16), exported by `export_llm` itself."""
-    from export.llm.pipeline import export_llm
+    from casavox.export.llm.pipeline import export_llm
 
     files = sorted((ROOT / "export").rglob("*.py")) + sorted((ROOT / "export" / "llm" / "adapter").glob("*"))
     files += sorted((ROOT / "runtime" / "intents").rglob("*.py")) + [ROOT / "runtime" / "bundle.py"]
@@ -82,15 +85,15 @@ def llm_bundle() -> Path:
 
 @pytest.fixture(scope="session")
 def intent_llm(llm_bundle: Path):
-    from runtime.bundle import verify
-    from runtime.intents.llm import load_llm
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.intents.llm import load_llm
 
     return load_llm(verify(llm_bundle, hash_files=False))
 
 
 @pytest.fixture(scope="session")
 def ha_intents():
-    from runtime.intents.templates import load_language_intents
+    from casavox.runtime.intents.templates import load_language_intents
 
     return load_language_intents()
 
@@ -98,7 +101,7 @@ def ha_intents():
 @pytest.fixture(scope="session")
 def full_bundle(asr_bundle: Path, llm_bundle: Path) -> Path:
     """ASR + LLM in one bundle, as the daemon loads it (hard links to the two cached exports)."""
-    from export.bundle_writer import combine
+    from casavox.export.bundle_writer import combine
 
     return _cached_bundle(
         "full-bundle", f"{asr_bundle.name}-{llm_bundle.name}", lambda t: combine(t, [asr_bundle, llm_bundle])
@@ -108,8 +111,8 @@ def full_bundle(asr_bundle: Path, llm_bundle: Path) -> Path:
 @pytest.fixture(scope="session")
 def say():
     """text -> 16 kHz mono float32 speech from the Piper voice (deterministic)."""
-    from runtime.audio.io import to_mono_16k
-    from runtime.tts import PiperSpeaker
+    from casavox.runtime.audio.io import to_mono_16k
+    from casavox.runtime.tts import PiperSpeaker
 
     speaker = PiperSpeaker()
     cache: dict[str, object] = {}

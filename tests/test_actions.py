@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.actions import plan
-from edge_app.backends import DeliveryError
-from edge_app.backends.sim import SimBackend
-from edge_app.execute import execute
-from edge_app.state_store import StateError, StateStore
-from edge_app.timers import Timers
-from runtime.home import home_from_dict, load_home
-from runtime.intents.result import Intent
+from casavox.edge_app.actions import plan
+from casavox.edge_app.backends import DeliveryError
+from casavox.edge_app.backends.sim import SimBackend
+from casavox.edge_app.execute import execute
+from casavox.edge_app.state_store import StateError, StateStore
+from casavox.edge_app.timers import Timers
+from casavox.runtime.home import home_from_dict, load_home
+from casavox.runtime.intents.result import Intent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,10 @@ def test_home_assistant_service_semantics(home, sim) -> None:
     do(home, sim, "HassLightSet", name="Bedroom Lamp", color="red")
     assert state(sim, "light.bedroom_lamp")[1]["color_name"] == "red"
     do(home, sim, "HassSetPosition", name="Living Room Blinds", position=30)
-    assert state(sim, "cover.living_room_blinds") == ("open", {"device_class": "blind", "current_position": 30})
+    assert state(sim, "cover.living_room_blinds") == (
+        "open",
+        {"device_class": "blind", "current_position": 30},
+    )
     do(home, sim, "HassTurnOff", name="Living Room Blinds")
     assert state(sim, "cover.living_room_blinds")[0] == "closed"
     do(home, sim, "HassClimateSetTemperature", name="Thermostat", temperature=23)
@@ -98,9 +101,16 @@ def test_relative_volume_mute_and_lawn_mower(home, sim, tmp_path) -> None:
 def test_queries_are_answered_from_the_state(home, sim) -> None:
     assert do(home, sim, "HassGetState", name="Front Door").reply == "Front Door is locked"
     assert do(home, sim, "HassGetState", name="Front Door", state="locked").reply == "Yes"
-    assert do(home, sim, "HassGetState", name="Garage Door", state="open").reply == "No, Garage Door is closed"
-    assert do(home, sim, "HassClimateGetTemperature", name="Thermostat").reply == "It is 20 degrees in the Thermostat"
-    assert "Kitchen Ceiling" in do(home, sim, "HassGetState", area="Kitchen", domain="light", state="on").reply
+    assert (
+        do(home, sim, "HassGetState", name="Garage Door", state="open").reply == "No, Garage Door is closed"
+    )
+    assert (
+        do(home, sim, "HassClimateGetTemperature", name="Thermostat").reply
+        == "It is 20 degrees in the Thermostat"
+    )
+    assert (
+        "Kitchen Ceiling" in do(home, sim, "HassGetState", area="Kitchen", domain="light", state="on").reply
+    )
 
 
 def test_lists_and_timers(home, sim) -> None:
@@ -132,12 +142,16 @@ def test_unexposed_and_unknown_entities_are_never_acted_on(home, sim) -> None:
     assert not out.delivered and "no device called Alarm Panel" in out.reply
     assert state(sim, "alarm_control_panel.house")[0] == "armed_home"
     # an area-wide command does not sweep the unexposed entity in either
-    assert all(e.exposed for e in plan(Intent("HassTurnOff", {"domain": "alarm_control_panel"}), home).targets)
+    assert all(
+        e.exposed for e in plan(Intent("HassTurnOff", {"domain": "alarm_control_panel"}), home).targets
+    )
     assert not do(home, sim, "HassTurnOn", name="Jacuzzi").delivered
 
 
 def test_locks_and_doors_are_marked_for_confirmation(home) -> None:
-    assert [e.id for e in plan(Intent("HassTurnOff", {"name": "Front Door"}), home).sensitive] == ["lock.front_door"]
+    assert [e.id for e in plan(Intent("HassTurnOff", {"name": "Front Door"}), home).sensitive] == [
+        "lock.front_door"
+    ]
     assert plan(Intent("HassTurnOn", {"name": "Garage Door"}), home).sensitive
     assert not plan(Intent("HassTurnOn", {"name": "Living Room Blinds"}), home).sensitive
     assert not plan(Intent("HassGetState", {"name": "Front Door"}), home).sensitive  # asking is safe

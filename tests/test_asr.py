@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.speech_set import normalize, word_error_rate
-from runtime.asr.bias import PhraseBias
-from runtime.asr.decoder import repetition_start
-from runtime.asr.transcriber import TrimPolicy, load_transcriber
-from runtime.providers import DeviceError, available_devices, resolve_device
+from casavox.export.speech_set import normalize, word_error_rate
+from casavox.runtime.asr.bias import PhraseBias
+from casavox.runtime.asr.decoder import repetition_start
+from casavox.runtime.asr.transcriber import TrimPolicy, load_transcriber
+from casavox.runtime.providers import DeviceError, available_devices, resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_fp16_variant_runs_and_agrees(asr_bundle, clips, int8_texts) -> None:
 
 
 def test_phrase_bias_spells_the_homes_own_names(transcriber_int8) -> None:
-    from export.speech_set import synthesize
+    from casavox.export.speech_set import synthesize
 
     audio = synthesize("Turn on the Lutron dimmer.", "espeak")
     plain = transcriber_int8.transcribe(audio).text
@@ -130,7 +130,7 @@ def test_unknown_and_unavailable_devices_are_clear_errors(asr_bundle) -> None:
 
 
 def test_unknown_variant_is_a_clear_error(asr_bundle) -> None:
-    from runtime.bundle import BundleError
+    from casavox.runtime.bundle import BundleError
 
     with pytest.raises(BundleError, match="no ASR variant 'int4'"):
         load_transcriber(asr_bundle, "int4")
@@ -166,8 +166,8 @@ def test_trim_policy_windows() -> None:
 
 def test_io_binding_path_gives_the_same_transcripts(asr_bundle, clips, int8_texts) -> None:
     """The IO-binding decoder loop (used on GPUs) runs here on CPU OrtValues: same tokens."""
-    from runtime.asr.transcriber import Transcriber
-    from runtime.bundle import verify
+    from casavox.runtime.asr.transcriber import Transcriber
+    from casavox.runtime.bundle import verify
 
     bound = Transcriber(verify(asr_bundle, hash_files=False), "int8", io_binding=True)
     for clip, text in list(zip(clips, int8_texts, strict=True))[:6]:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from export.speech_set import normalize
-from runtime.audio.io import SAMPLE_RATE, AudioError, load_audio, pcm16_to_float, to_mono_16k
+from casavox.export.speech_set import normalize
+from casavox.runtime.audio.io import SAMPLE_RATE, AudioError, load_audio, pcm16_to_float, to_mono_16k
 
 
 def tone(rate: int, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
@@ -98,7 +98,16 @@ def test_cli_transcribe_reports_bad_file_and_goes_on(asr_bundle: Path, tmp_path:
     bad = tmp_path / "bad.wav"
     bad.write_text("garbage")
     out = subprocess.run(
-        [sys.executable, "-m", "edge_app.cli", "transcribe", str(asr_bundle), str(bad), str(good), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "casavox.edge_app.cli",
+            "transcribe",
+            str(asr_bundle),
+            str(bad),
+            str(good),
+            "--json",
+        ],
         capture_output=True,
         text=True,
     )

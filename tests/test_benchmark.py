@@ -45,7 +45,9 @@ def test_results_have_every_field(run_dir: Path) -> None:
     assert r["asr"]["systems"]["faster-whisper-int8"]["ratio_vs_casavox"] > 0
     assert r["asr"]["read_resample_ms"]["n"] == 3
     llm = r["llm"]["systems"]["casavox-llm-int8"]
-    assert {"llm_prefill_ms", "llm_decode_ms", "llm_decode_per_token_ms"} <= set(llm["stages"]) and llm["decode_tok_s"] > 0
+    assert {"llm_prefill_ms", "llm_decode_ms", "llm_decode_per_token_ms"} <= set(llm["stages"]) and llm[
+        "decode_tok_s"
+    ] > 0
     free = r["llm"]["systems"]["casavox-llm-int8-free"]  # our graph on the peers' task: 24 free tokens
     assert free["decode_tok_s"] > 0 and free["stages"]["llm_decode_ms"]["n"] == 3
     peer = r["llm"]["systems"]["llama-cpp-gguf"]
@@ -57,17 +59,32 @@ def test_results_have_every_field(run_dir: Path) -> None:
         assert ("ha_suite", "llm") in paths and ("ha_suite_spoken", "merged") in paths
     for mode in ("on", "off"):
         for path in ("template", "llm"):
-            assert {"eos_to_action", "vad_tail", "silence_wait", "after_endpoint", "action"} <= set(r["e2e"][mode][path])
+            assert {"eos_to_action", "vad_tail", "silence_wait", "after_endpoint", "action"} <= set(
+                r["e2e"][mode][path]
+            )
     assert r["e2e"]["on"]["template"]["eos_to_action"]["n"] >= 1
     assert r["startup"]["cold_s"] > 0 and r["startup"]["warm_s"] > 0 and r["startup"]["peak_rss_mb"] > 50
 
 
 def test_report_and_plots(run_dir: Path) -> None:
     text = (run_dir / "report.md").read_text()
-    for heading in ("## Summary", "## ASR", "## Intent LLM", "## Intent accuracy", "## End of speech", "## Start-up", "## Bundle size"):
+    for heading in (
+        "## Summary",
+        "## ASR",
+        "## Intent LLM",
+        "## Intent accuracy",
+        "## End of speech",
+        "## Start-up",
+        "## Bundle size",
+    ):
         assert heading in text, heading
     pngs = sorted((run_dir / "plots").glob("*.png"))
-    assert {p.name for p in pngs} >= {"asr_latency.png", "llm_latency.png", "accuracy_vs_latency.png", "e2e_latency.png"}
+    assert {p.name for p in pngs} >= {
+        "asr_latency.png",
+        "llm_latency.png",
+        "accuracy_vs_latency.png",
+        "e2e_latency.png",
+    }
     import matplotlib.image
 
     for png in pngs:
@@ -84,13 +101,23 @@ def test_compare_flags_an_injected_regression(run_dir: Path, tmp_path: Path) -> 
     faster = copy.deepcopy(old)
     faster["asr"]["systems"]["casavox-asr-int8"]["latency"]["median_ms"] /= 2  # the past was twice as fast
     (tmp_path / "old.json").write_text(json.dumps(faster))
-    slow = subprocess.run([*cmd, str(tmp_path / "old.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert slow.returncode == 3 and "REGRESSION" in slow.stdout and "asr.casavox-asr-int8.median_ms" in slow.stdout
+    slow = subprocess.run(
+        [*cmd, str(tmp_path / "old.json")], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert (
+        slow.returncode == 3
+        and "REGRESSION" in slow.stdout
+        and "asr.casavox-asr-int8.median_ms" in slow.stdout
+    )
     better = copy.deepcopy(old)
     key = next(iter(better["accuracy"]))
-    better["accuracy"][key]["accuracy"] = min(1.0, better["accuracy"][key]["accuracy"] + 0.10)  # past was better
+    better["accuracy"][key]["accuracy"] = min(
+        1.0, better["accuracy"][key]["accuracy"] + 0.10
+    )  # past was better
     (tmp_path / "old2.json").write_text(json.dumps(better))
-    drop = subprocess.run([*cmd, str(tmp_path / "old2.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    drop = subprocess.run(
+        [*cmd, str(tmp_path / "old2.json")], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     if better["accuracy"][key]["accuracy"] - old["accuracy"][key]["accuracy"] > 0.02:
         assert drop.returncode == 3 and f"accuracy.{key}" in drop.stdout
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import bundle as fmt
+from casavox.runtime import bundle as fmt
 
 
 def make_bundle(root: Path) -> Path:
@@ -104,7 +104,9 @@ def test_unlisted_path_cannot_be_opened(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_app.cli", *args], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "casavox.edge_app.cli", *args], capture_output=True, text=True
+    )
 
 
 def test_cli_verify_real_bundle_and_tampered_copy(asr_bundle: Path, tmp_path: Path) -> None:
@@ -149,23 +151,32 @@ def test_subset_keeps_only_what_one_device_runs(full_bundle: Path, clips, tmp_pa
     """`casavox subset`: the copy verifies with hashes, lists exactly the kept graphs and their
     tokenizers, and transcribes like the original."""
     full = fmt.verify(full_bundle, hash_files=False).manifest
-    done = _cli("subset", str(full_bundle), "--out", str(tmp_path / "cpu"), "--keep", "asr=int8", "--keep", "llm=")
+    done = _cli(
+        "subset", str(full_bundle), "--out", str(tmp_path / "cpu"), "--keep", "asr=int8", "--keep", "llm="
+    )
     assert done.returncode == 0, done.stderr
     small = fmt.verify(tmp_path / "cpu").manifest
     assert set(small["components"]) == {"asr"}
     assert set(small["components"]["asr"]["variants"]) == {"int8"}
     kept = set(small["files"])
-    assert kept == {"asr/encoder.int8.onnx", "asr/decoder.int8.onnx", "asr/tokenizer.json", "asr/mel_filters.npy"}
+    assert kept == {
+        "asr/encoder.int8.onnx",
+        "asr/decoder.int8.onnx",
+        "asr/tokenizer.json",
+        "asr/mel_filters.npy",
+    }
     assert set(small["graphs"]) == {"asr/encoder.int8.onnx", "asr/decoder.int8.onnx"}
     assert all(small["files"][rel] == full["files"][rel] for rel in kept)
-    from runtime.asr.transcriber import load_transcriber
+    from casavox.runtime.asr.transcriber import load_transcriber
 
     original = load_transcriber(full_bundle, "int8", verify_hashes=False)
     copy = load_transcriber(tmp_path / "cpu", "int8")
     assert copy.transcribe(clips[0].audio).text == original.transcribe(clips[0].audio).text
 
 
-def test_subset_keeps_external_weights_and_verify_requires_them_listed(full_bundle: Path, tmp_path: Path) -> None:
+def test_subset_keeps_external_weights_and_verify_requires_them_listed(
+    full_bundle: Path, tmp_path: Path
+) -> None:
     llm_variant = next(iter(fmt.verify(full_bundle, hash_files=False).component("llm")["variants"]))
     out = tmp_path / "llm"
     b = fmt.subset(full_bundle, out, {"asr": [], "llm": [llm_variant]})

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_app.app import build_daemon
-from edge_app.config import load_config
-from edge_app.sources import WavSource, frames_of
-from runtime.audio.io import SAMPLE_RATE
+from casavox.edge_app.app import build_daemon
+from casavox.edge_app.config import load_config
+from casavox.edge_app.sources import WavSource, frames_of
+from casavox.runtime.audio.io import SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / "examples" / "home.yaml"
@@ -25,8 +25,8 @@ HOME = ROOT / "examples" / "home.yaml"
 
 @pytest.fixture(scope="module")
 def pipeline(full_bundle):
-    from edge_app.pipeline import SpeechPipeline
-    from runtime.home import load_home
+    from casavox.edge_app.pipeline import SpeechPipeline
+    from casavox.runtime.home import load_home
 
     return SpeechPipeline.load(str(full_bundle), load_home(HOME))
 
@@ -42,7 +42,7 @@ def make(tmp_path, pipeline, full_bundle):
             "state": str(tmp_path / "home.sqlite"),
             "log": {"json": "", "quiet": True},
         }
-        from edge_app.config import merge
+        from casavox.edge_app.config import merge
 
         config = load_config(None, merge(base, overrides))
         daemon, store = build_daemon(config, keep_records=True, pipeline=pipeline)
@@ -57,12 +57,16 @@ def make(tmp_path, pipeline, full_bundle):
 
 def noise(seconds: float, level: float = 0.003, seed: int = 0) -> np.ndarray:
     """Background hiss: low-level noise the VAD must ignore and ASR must tolerate."""
-    return (np.random.default_rng(seed).standard_normal(int(seconds * SAMPLE_RATE)) * level).astype(np.float32)
+    return (np.random.default_rng(seed).standard_normal(int(seconds * SAMPLE_RATE)) * level).astype(
+        np.float32
+    )
 
 
 def stream(say, *parts, level: float = 0.003) -> np.ndarray:
     """Sentences (str) and pauses (seconds), with noise mixed under everything."""
-    audio = np.concatenate([say(p) if isinstance(p, str) else np.zeros(int(p * SAMPLE_RATE), np.float32) for p in parts])
+    audio = np.concatenate(
+        [say(p) if isinstance(p, str) else np.zeros(int(p * SAMPLE_RATE), np.float32) for p in parts]
+    )
     return audio + noise(len(audio) / SAMPLE_RATE, level)
 
 
@@ -105,14 +109,19 @@ def test_speculation_gives_the_same_results_as_waiting(make, say) -> None:
     off.run(frames_of(audio))
     assert [r["speculative"] for r in on.records] == ["hit", "hit"]
     assert [r["speculative"] for r in off.records] == ["off", "off"]
+
     # the same intents (the transcript may differ in punctuation: more trailing silence was heard)
     def intents(records):
         return [(r["intent"]["name"], r["intent"]["slots"]) for r in records]
 
-    assert intents(on.records) == intents(off.records) == [
-        ("HassTurnOn", {"name": "Ceiling Fan"}),
-        ("HassTurnOn", {"name": "Coffee Maker"}),
-    ]
+    assert (
+        intents(on.records)
+        == intents(off.records)
+        == [
+            ("HassTurnOn", {"name": "Ceiling Fan"}),
+            ("HassTurnOn", {"name": "Coffee Maker"}),
+        ]
+    )
 
 
 def test_locks_and_garage_doors_need_a_spoken_yes(make, say) -> None:
@@ -163,8 +172,12 @@ def test_bad_files_are_skipped_and_the_next_one_is_served(make, say, tmp_path) -
 
 def test_endless_speech_is_cut_and_the_next_command_is_served(make, say) -> None:
     daemon, store = make(vad={"max_utterance_s": 4.0})
-    babble = np.concatenate([say("and the lights and the fan and the music and the blinds and the heating")] * 3)
-    audio = np.concatenate([babble, np.zeros(SAMPLE_RATE, np.float32), stream(say, "Turn on the ceiling fan.", 1.0)])
+    babble = np.concatenate(
+        [say("and the lights and the fan and the music and the blinds and the heating")] * 3
+    )
+    audio = np.concatenate(
+        [babble, np.zeros(SAMPLE_RATE, np.float32), stream(say, "Turn on the ceiling fan.", 1.0)]
+    )
     daemon.run(frames_of(audio))
     assert daemon.records[0]["end"] == "max_length"
     assert daemon.records[-1]["outcome"] == "acted" and states(store)["fan.ceiling_fan"] == "on"
@@ -185,7 +198,9 @@ def test_mqtt_backend_end_to_end_and_broker_down(make, say, tmp_path) -> None:
         ]
         broker.stop()
         time.sleep(0.3)
-        daemon.run(frames_of(stream(say, 0.5, "Switch on the coffee maker.", 1.0, "Turn on the ceiling fan.", 1.0)))
+        daemon.run(
+            frames_of(stream(say, 0.5, "Switch on the coffee maker.", 1.0, "Turn on the ceiling fan.", 1.0))
+        )
         assert [r["outcome"] for r in daemon.records[-2:]] == ["failed", "failed"]
         assert "unreachable" in daemon.records[-1]["reply"]  # told, and still listening
         rec.close()
@@ -216,7 +231,7 @@ def test_cli_stdin_at_another_rate_json_log_and_say_to(full_bundle, say, tmp_pat
     pcm = _pcm(soxr.resample(audio, SAMPLE_RATE, 22050))
     reply = tmp_path / "reply.wav"
     cmd = [
-        sys.executable, "-m", "edge_app.cli", "run", str(full_bundle), "--home", str(HOME),
+        sys.executable, "-m", "casavox.edge_app.cli", "run", str(full_bundle), "--home", str(HOME),
         "--state", str(tmp_path / "s.sqlite"), "--stdin", "--stdin-rate", "22050", "--say-to", str(reply),
     ]  # fmt: skip
     proc = subprocess.run(cmd, input=pcm, capture_output=True, timeout=300, cwd=ROOT)
@@ -227,7 +242,7 @@ def test_cli_stdin_at_another_rate_json_log_and_say_to(full_bundle, say, tmp_pat
     data, rate = soundfile.read(reply)
     assert rate == 22050 and len(data) > rate // 2  # "Added milk", spoken
     state = subprocess.run(
-        [sys.executable, "-m", "edge_app.cli", "state", "--state", str(tmp_path / "s.sqlite"), "--json"],
+        [sys.executable, "-m", "casavox.edge_app.cli", "state", "--state", str(tmp_path / "s.sqlite"), "--json"],
         capture_output=True, timeout=60, cwd=ROOT, check=True,
     )  # fmt: skip
     out = json.loads(state.stdout)
@@ -237,10 +252,12 @@ def test_cli_stdin_at_another_rate_json_log_and_say_to(full_bundle, say, tmp_pat
 
 def test_sigterm_during_an_utterance_exits_cleanly_and_keeps_state(full_bundle, say, tmp_path) -> None:
     cmd = [
-        sys.executable, "-m", "edge_app.cli", "run", str(full_bundle), "--home", str(HOME),
+        sys.executable, "-m", "casavox.edge_app.cli", "run", str(full_bundle), "--home", str(HOME),
         "--state", str(tmp_path / "s.sqlite"), "--stdin",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
     proc.stdin.write(_pcm(stream(say, 0.5, "Turn on the ceiling fan.", 1.0)))
     proc.stdin.flush()
     deadline = time.monotonic() + 120
@@ -262,12 +279,19 @@ def test_sigterm_during_an_utterance_exits_cleanly_and_keeps_state(full_bundle, 
 
 
 def test_config_file_and_flags(tmp_path) -> None:
-    from edge_app.config import ConfigError
+    from casavox.edge_app.config import ConfigError
 
     toml = tmp_path / "casavox.toml"
-    toml.write_text('backend = "mqtt"\narea = "Kitchen"\n[mqtt]\nport = 1999\n[vad]\ntrailing_silence_ms = 400\n')
+    toml.write_text(
+        'backend = "mqtt"\narea = "Kitchen"\n[mqtt]\nport = 1999\n[vad]\ntrailing_silence_ms = 400\n'
+    )
     config = load_config(toml, {"mqtt": {"host": "10.0.0.2"}})
-    assert (config.backend, config.area, config.mqtt.port, config.mqtt.host) == ("mqtt", "Kitchen", 1999, "10.0.0.2")
+    assert (config.backend, config.area, config.mqtt.port, config.mqtt.host) == (
+        "mqtt",
+        "Kitchen",
+        1999,
+        "10.0.0.2",
+    )
     assert config.vad.trailing_silence_ms == 400.0
     toml.write_text("[safety]\nconfirm_policy = 'allow'\n")
     with pytest.raises(ConfigError, match="safety.confirm_policy"):
@@ -288,11 +312,13 @@ def test_espeak_voice_from_wav_files_and_on_the_broker(make, tmp_path) -> None:
     """The second synthetic voice (Debian's espeak-ng) at its own rate, with noise, via WAV files."""
     import soundfile
 
-    from runtime.tts import espeak_say
+    from casavox.runtime.tts import espeak_say
     from tests.broker import Broker, Recorder
 
     files = []
-    for i, text in enumerate(["Turn on the ceiling fan.", "Close the living room blinds.", "Switch on the coffee maker."]):
+    for i, text in enumerate(
+        ["Turn on the ceiling fan.", "Close the living room blinds.", "Switch on the coffee maker."]
+    ):
         speech = espeak_say(text)
         hiss = np.random.default_rng(i).standard_normal(len(speech.audio)).astype(np.float32) * 0.003
         audio = speech.audio + hiss
@@ -301,7 +327,11 @@ def test_espeak_voice_from_wav_files_and_on_the_broker(make, tmp_path) -> None:
     daemon, store = make()
     assert daemon.run(WavSource(files)) == 3
     after = states(store)
-    assert (after["fan.ceiling_fan"], after["cover.living_room_blinds"], after["switch.coffee_maker"]) == ("on", "closed", "on")
+    assert (after["fan.ceiling_fan"], after["cover.living_room_blinds"], after["switch.coffee_maker"]) == (
+        "on",
+        "closed",
+        "on",
+    )
     broker = Broker(tmp_path).start()
     try:
         rec = Recorder(broker.port)
@@ -320,20 +350,26 @@ def test_espeak_voice_from_wav_files_and_on_the_broker(make, tmp_path) -> None:
 def test_microphone_path_against_the_real_portaudio(full_bundle, tmp_path) -> None:
     """PortAudio is real here; this machine has no sound card, so the error path is what runs."""
     pytest.importorskip("pyaudio")
-    from edge_app.sources import SourceError, list_devices, pick_device
+    from casavox.edge_app.sources import InputError, list_devices, pick_device
 
     devices = list_devices()
     if devices:
         pytest.skip(f"this machine has audio inputs ({devices[0]['name']}); the no-device path cannot run")
-    with pytest.raises(SourceError, match="no audio input device"):
+    with pytest.raises(InputError, match="no audio input device"):
         pick_device(devices, None)
-    with pytest.raises(SourceError, match="matches none of: 0: USB Mic"):
+    with pytest.raises(InputError, match="matches none of: 0: USB Mic"):
         pick_device([{"index": 0, "name": "USB Mic", "channels": 1, "rate": 48000}], "Blue Yeti")
     assert pick_device([{"index": 3, "name": "USB Mic", "channels": 1, "rate": 48000}], "usb")["index"] == 3
-    out = subprocess.run([sys.executable, "-m", "edge_app.cli", "devices"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "casavox.edge_app.cli", "devices"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and out.stdout.strip() == "no audio input devices"
     run = subprocess.run(
-        [sys.executable, "-m", "edge_app.cli", "run", str(full_bundle), "--home", str(HOME), "--state", str(tmp_path / "s.sqlite"), "--mic"],
+        [sys.executable, "-m", "casavox.edge_app.cli", "run", str(full_bundle), "--home", str(HOME), "--state", str(tmp_path / "s.sqlite"), "--mic"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode == 1 and "no audio input device found" in run.stderr

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_app.endpointing import Endpointer, VadSettings
-from edge_app.sources import frames_of
-from runtime.audio.vad import FRAME, SileroVad
+from casavox.edge_app.endpointing import Endpointer, VadSettings
+from casavox.edge_app.sources import frames_of
+from casavox.runtime.audio.vad import FRAME, SileroVad
 
 SR = 16_000
 

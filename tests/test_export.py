@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from export.asr.ct2_reader import read_ct2_model
+from casavox.export.asr.ct2_reader import read_ct2_model
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def hf_folder(tmp_path_factory, ct2_folder: Path) -> Path:
     """A Hugging Face Whisper checkpoint folder, as `save_pretrained` writes one."""
     import shutil
 
-    from export.asr.source import load_whisper_source
+    from casavox.export.asr.source import load_whisper_source
 
     src = load_whisper_source(ct2_folder)
     folder = tmp_path_factory.mktemp("hf-whisper")
@@ -60,14 +60,14 @@ def hf_folder(tmp_path_factory, ct2_folder: Path) -> Path:
 
 
 def test_hf_folder_as_source(hf_folder: Path, tmp_path: Path, speech_cache: Path, asr_bundle: Path) -> None:
-    from export.asr.pipeline import export_asr
-    from runtime.asr.transcriber import load_transcriber
+    from casavox.export.asr.pipeline import export_asr
+    from casavox.runtime.asr.transcriber import load_transcriber
 
     result = export_asr(tmp_path / "b", hf_folder, quants=("fp32",), cache_dir=speech_cache, progress=False)
     assert result.parity["fp32"]["wer_vs_reference"] == 0.0
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["sources"]["whisper"]["id"].startswith("huggingface:")
-    from export.speech_set import synthesize
+    from casavox.export.speech_set import synthesize
 
     audio = synthesize("Turn on the porch light.", "piper", speech_cache)
     a = load_transcriber(tmp_path / "b", "fp32").transcribe(audio).text
@@ -82,7 +82,7 @@ def test_export_refuses_a_variant_beyond_the_threshold(hf_folder: Path, tmp_path
         [
             sys.executable,
             "-m",
-            "edge_app.cli",
+            "casavox.edge_app.cli",
             "export",
             "asr",
             "--out",
@@ -110,7 +110,7 @@ def test_bad_source_is_a_clear_error(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "edge_app.cli",
+            "casavox.edge_app.cli",
             "export",
             "asr",
             "--out",

@@ -6,11 +6,11 @@ import json
 import random
 from pathlib import Path
 
-from export.llm.dataset import build_examples
-from export.llm.homes import DEVICES, random_home, sentence_case
-from export.llm.sampler import sample_command
-from export.llm.spec import domain_classes
-from runtime.intents.prompt import PREFIX, SUFFIX
+from casavox.export.llm.dataset import build_examples
+from casavox.export.llm.homes import DEVICES, random_home, sentence_case
+from casavox.export.llm.sampler import sample_command
+from casavox.export.llm.spec import domain_classes
+from casavox.runtime.intents.prompt import PREFIX, SUFFIX
 
 
 def test_training_data_is_labelled_by_home_assistant(ha_intents) -> None:
@@ -54,8 +54,8 @@ def test_training_names_come_in_title_and_sentence_case() -> None:
 
 
 def test_a_few_lora_steps_write_an_adapter(tmp_path: Path) -> None:
-    from export.llm.finetune import finetune
-    from export.llm.recipe import FinetuneConfig
+    from casavox.export.llm.finetune import finetune
+    from casavox.export.llm.recipe import FinetuneConfig
 
     cfg = FinetuneConfig(steps=2, batch_size=2, train_examples=8, eval_examples=2)
     report = finetune(tmp_path / "adapter", config=cfg, progress=False)

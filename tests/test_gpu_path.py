@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime import bundle as fmt
-from runtime.providers import available_devices
-from runtime.trt.device import GpuFacts, engine_mismatch, gpu_facts
-from runtime.trt.engines import choose_graph
-from runtime.trt.profiles import ProfileError, graph_profile, input_profile, ort_shape_options
+from casavox.runtime import bundle as fmt
+from casavox.runtime.providers import available_devices
+from casavox.runtime.trt.device import GpuFacts, engine_mismatch, gpu_facts
+from casavox.runtime.trt.engines import choose_graph
+from casavox.runtime.trt.profiles import ProfileError, graph_profile, input_profile, ort_shape_options
 
 ROOT = Path(__file__).resolve().parents[1]
 H100 = GpuFacts("NVIDIA H100 80GB HBM3", "9.0", "560.35", "12.6", "10.7.0")
@@ -83,7 +83,12 @@ def _bundle_with_engine(tmp_path: Path, built_on: GpuFacts) -> fmt.Bundle:
     (root / "trt" / "encoder.fp16.engine").write_bytes(b"engine")
     (root / "trt" / "encoder.fp16.ctx.onnx").write_bytes(b"wrapper")
     manifest = fmt.new_manifest()
-    manifest["graphs"]["asr/encoder.fp16.onnx"] = {"component": "asr", "quant": "fp16", "inputs": [], "outputs": []}
+    manifest["graphs"]["asr/encoder.fp16.onnx"] = {
+        "component": "asr",
+        "quant": "fp16",
+        "inputs": [],
+        "outputs": [],
+    }
     manifest["engines"] = {
         "asr/encoder.fp16.onnx": {
             "file": "trt/encoder.fp16.engine",
@@ -116,7 +121,7 @@ def test_the_runtime_takes_the_engine_only_when_it_matches(tmp_path: Path, caplo
 
 def test_engine_wrapper_graph_points_at_the_engine(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
-    from runtime.trt.build import write_context_model
+    from casavox.runtime.trt.build import write_context_model
 
     graph = {
         "inputs": [{"name": "mel", "dtype": "float32", "shape": [1, 80, "frames"]}],
@@ -129,27 +134,37 @@ def test_engine_wrapper_graph_points_at_the_engine(tmp_path: Path) -> None:
     assert (node.op_type, node.domain) == ("EPContext", "com.microsoft")
     assert attrs["ep_cache_context"] == b"encoder.fp16.engine" and attrs["embed_mode"] == 0
     assert attrs["hardware_architecture"] == b"87"
-    assert [i.name for i in model.graph.input] == ["mel"] and [o.name for o in model.graph.output] == ["cross_k"]
+    assert [i.name for i in model.graph.input] == ["mel"] and [o.name for o in model.graph.output] == [
+        "cross_k"
+    ]
 
 
-@pytest.mark.skipif(_tensorrt_installed() and gpu_facts() is not None, reason="this machine can build engines")
+@pytest.mark.skipif(
+    _tensorrt_installed() and gpu_facts() is not None, reason="this machine can build engines"
+)
 def test_build_engines_without_a_gpu_says_what_is_missing_and_changes_nothing(tmp_path: Path) -> None:
     bundle = _bundle_with_engine(tmp_path, H100)
     before = (bundle.root / "manifest.json").read_bytes()
     out = subprocess.run(
-        [sys.executable, "-m", "edge_app.cli", "build-engines", str(bundle.root)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "casavox.edge_app.cli", "build-engines", str(bundle.root)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert out.returncode == 1
     assert "tensorrt Python package is not installed" in out.stderr or "no NVIDIA GPU" in out.stderr
     assert (bundle.root / "manifest.json").read_bytes() == before
-    assert sorted(p.name for p in (bundle.root / "trt").iterdir()) == ["encoder.fp16.ctx.onnx", "encoder.fp16.engine"]
+    assert sorted(p.name for p in (bundle.root / "trt").iterdir()) == [
+        "encoder.fp16.ctx.onnx",
+        "encoder.fp16.engine",
+    ]
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not (_tensorrt_installed() and gpu_facts()), reason="needs TensorRT and an NVIDIA GPU")
 def test_engines_built_here_transcribe_like_the_cpu(asr_bundle: Path, clips, tmp_path: Path) -> None:
-    from runtime.asr.transcriber import load_transcriber
-    from runtime.trt.build import build_engines
+    from casavox.runtime.asr.transcriber import load_transcriber
+    from casavox.runtime.trt.build import build_engines
 
     copy = tmp_path / "bundle"
     shutil.copytree(asr_bundle, copy)
@@ -166,12 +181,14 @@ def test_engines_built_here_transcribe_like_the_cpu(asr_bundle: Path, clips, tmp
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif("cuda" not in available_devices(), reason="needs onnxruntime's CUDA provider and an NVIDIA GPU")
+@pytest.mark.skipif(
+    "cuda" not in available_devices(), reason="needs onnxruntime's CUDA provider and an NVIDIA GPU"
+)
 def test_cuda_sessions_keep_off_cudnn_attention(llm_bundle: Path) -> None:
     """cuDNN's attention plans every new sequence length anew (README "GPU"); our CUDA sessions are
     opened with flash / memory-efficient / unfused attention only."""
-    from runtime.intents.llm import load_llm
-    from runtime.providers import CUDA_OPTIONS
+    from casavox.runtime.intents.llm import load_llm
+    from casavox.runtime.providers import CUDA_OPTIONS
 
     llm = load_llm(fmt.verify(llm_bundle, hash_files=False), None, "cuda")
     assert llm.session.get_providers()[0] == "CUDAExecutionProvider"

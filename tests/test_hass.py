@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.actions import plan
-from edge_app.backends import DeliveryError
-from edge_app.backends.hass import HassBackend, HassSettings
-from edge_app.execute import execute
-from runtime.home import load_home
-from runtime.intents.result import Intent
+from casavox.edge_app.actions import plan
+from casavox.edge_app.backends import DeliveryError
+from casavox.edge_app.backends.hass import HassBackend, HassSettings
+from casavox.edge_app.execute import execute
+from casavox.runtime.home import load_home
+from casavox.runtime.intents.result import Intent
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "long-lived-token-abc123"
@@ -38,7 +38,11 @@ class StandIn(BaseHTTPRequestHandler):
             return
         parts = self.path.strip("/").split("/")
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if parts[:2] != ["api", "services"] or len(parts) != 4 or self.headers.get("Content-Type") != "application/json":
+        if (
+            parts[:2] != ["api", "services"]
+            or len(parts) != 4
+            or self.headers.get("Content-Type") != "application/json"
+        ):
             self.send_response(400)
             self.end_headers()
             return

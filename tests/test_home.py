@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.home import HomeError, load_home
+from casavox.runtime.home import HomeError, load_home
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "ha-intents-tests" / "en" / "_fixtures.yaml"

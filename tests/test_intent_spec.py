@@ -3,8 +3,8 @@ values the templates know must be there even where a data sample never showed th
 
 from __future__ import annotations
 
-from export.llm.dataset import Example
-from export.llm.spec import intent_spec
+from casavox.export.llm.dataset import Example
+from casavox.export.llm.spec import intent_spec
 
 
 def _example(name: str, slots: dict) -> Example:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.intent_eval import CONTEXT_AREA, Case, evaluate, intent_matches, load_suite, slots_match
-from runtime.home import load_home
-from runtime.intents.engine import IntentEngine, unknown_references
-from runtime.intents.result import Intent
+from casavox.edge_app.intent_eval import CONTEXT_AREA, Case, evaluate, intent_matches, load_suite, slots_match
+from casavox.runtime.home import load_home
+from casavox.runtime.intents.engine import IntentEngine, unknown_references
+from casavox.runtime.intents.result import Intent
 
 ROOT = Path(__file__).resolve().parents[1]
 HA_TESTS = ROOT.parent / "shared" / "ha-intents-tests" / "en"
@@ -129,7 +129,7 @@ def test_several_commands_in_one_sentence(engine) -> None:
 
 
 def test_commands_split_on_joiners_but_not_inside_a_quantity() -> None:
-    from runtime.intents.engine import split_commands
+    from casavox.runtime.intents.engine import split_commands
 
     assert split_commands("turn off the kitchen lights and then lock the front door") == [
         "turn off the kitchen lights",
@@ -150,7 +150,7 @@ def test_commands_split_on_joiners_but_not_inside_a_quantity() -> None:
 
 
 def test_transcripts_take_the_form_the_llm_was_trained_on() -> None:
-    from runtime.intents.prompt import spoken_form
+    from casavox.runtime.intents.prompt import spoken_form
 
     assert spoken_form("Kill the kitchen lights.") == "kill the kitchen lights"
     assert spoken_form("  Turn on the  TV! ") == "turn on the TV"
@@ -161,8 +161,8 @@ def test_transcripts_take_the_form_the_llm_was_trained_on() -> None:
 
 
 def test_places_are_the_ones_said_or_the_speakers_where_home_assistant_takes_it(home, ha_intents) -> None:
-    from runtime.intents.engine import places_as_said
-    from runtime.intents.templates import context_area_intents
+    from casavox.runtime.intents.engine import places_as_said
+    from casavox.runtime.intents.templates import context_area_intents
 
     here = context_area_intents(ha_intents)
     assert {"HassTurnOff", "HassMediaPause", "HassMediaSearchAndPlay"} <= here
@@ -254,9 +254,9 @@ SAID_HOME = {
 
 
 def test_values_the_words_say_win_over_the_llms_guess(ha_intents) -> None:
-    from runtime.home import home_from_dict
-    from runtime.intents.engine import prefer_named_entity
-    from runtime.intents.said_values import SaidValues, values_said
+    from casavox.runtime.home import home_from_dict
+    from casavox.runtime.intents.engine import prefer_named_entity
+    from casavox.runtime.intents.said_values import SaidValues, values_said
 
     home = home_from_dict(SAID_HOME)
     said = SaidValues.from_templates(ha_intents)
@@ -306,7 +306,7 @@ def test_values_the_words_say_win_over_the_llms_guess(ha_intents) -> None:
 
 
 def test_timer_durations_are_the_numbers_and_units_said() -> None:
-    from runtime.intents.said_values import durations_said
+    from casavox.runtime.intents.said_values import durations_said
 
     def fix(intent: str, slots: dict, text: str) -> dict:
         return durations_said(Intent(intent, slots), text)
@@ -343,8 +343,8 @@ def test_timer_durations_are_the_numbers_and_units_said() -> None:
 
 
 def test_confidence_leaves_out_what_the_words_settled() -> None:
-    from runtime.intents.llm import LlmAnswer
-    from runtime.intents.prompt import slot_spans, target_json
+    from casavox.runtime.intents.llm import LlmAnswer
+    from casavox.runtime.intents.prompt import slot_spans, target_json
 
     text = target_json(
         [
@@ -375,7 +375,7 @@ def test_confidence_leaves_out_what_the_words_settled() -> None:
 
 
 def test_llm_answers_take_the_words_polarity(intent_llm, ha_intents) -> None:
-    from runtime.home import home_from_dict
+    from casavox.runtime.home import home_from_dict
 
     engine = IntentEngine.build(home_from_dict(SAID_HOME), intent_llm, ha_intents)
     for text, state in (("are any batteries low?", "on"), ("are all batteries normal?", "off")):
@@ -386,7 +386,7 @@ def test_llm_answers_take_the_words_polarity(intent_llm, ha_intents) -> None:
 
 
 def test_an_entity_named_in_the_text_wins_over_its_class(home) -> None:
-    from runtime.intents.engine import prefer_named_entity
+    from casavox.runtime.intents.engine import prefer_named_entity
 
     door = Intent("HassTurnOff", {"domain": "cover", "device_class": "garage"})
     assert prefer_named_entity(door, home, "shut the Garage Door!").slots == {"name": "Garage Door"}
@@ -408,7 +408,7 @@ def _eval(bundle: Path, tests: Path, *extra: str) -> dict:
         [
             sys.executable,
             "-m",
-            "edge_app.cli",
+            "casavox.edge_app.cli",
             "eval-intents",
             str(bundle),
             "--tests",
@@ -487,8 +487,8 @@ def test_adversarial_and_random_text_never_escapes_the_home(engine, home) -> Non
 
 
 def test_large_home_grammar_and_prompt_stay_bounded(intent_llm, ha_intents) -> None:
-    from runtime.home import home_from_dict
-    from runtime.intents.prompt import MAX_NAMES, candidates, user_message
+    from casavox.runtime.home import home_from_dict
+    from casavox.runtime.intents.prompt import MAX_NAMES, candidates, user_message
 
     areas = [{"name": f"Room {i}", "id": f"r{i}"} for i in range(50)]
     entities = [{"name": f"Lamp {i}", "id": f"light.l{i}", "area": f"r{i % 50}"} for i in range(1000)]
@@ -506,10 +506,10 @@ def test_io_binding_path_gives_the_same_answers(llm_bundle: Path, home, intent_l
     OrtValues and must decode exactly what the plain loop decodes, logits within float noise."""
     import numpy as np
 
-    from runtime.bundle import verify
-    from runtime.intents.llm import load_llm
-    from runtime.intents.prompt import candidates, user_message
-    from runtime.intents.schema import answer_schema
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.intents.llm import load_llm
+    from casavox.runtime.intents.prompt import candidates, user_message
+    from casavox.runtime.intents.schema import answer_schema
 
     bound = load_llm(verify(llm_bundle, hash_files=False), io_binding=True)
     assert bound.io_binding and not intent_llm.io_binding
@@ -534,10 +534,10 @@ def test_in_place_kv_cache_decodes_exactly_what_the_copying_loop_does(
     """The CPU loop's in-place KV buffers (past and present the same memory) must give the answers
     of the loop that grows a copy of the cache, also when a longer command ran before a shorter one
     (its positions stay in the buffers and must be masked out)."""
-    from runtime.bundle import verify
-    from runtime.intents.llm import IntentLLM, SharedKv
-    from runtime.intents.prompt import candidates, user_message
-    from runtime.intents.schema import answer_schema
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.intents.llm import IntentLLM, SharedKv
+    from casavox.runtime.intents.prompt import candidates, user_message
+    from casavox.runtime.intents.schema import answer_schema
 
     copying = IntentLLM(verify(llm_bundle, hash_files=False), shared_kv=False)
     assert copying._shared is None and isinstance(intent_llm._shared, SharedKv)
@@ -555,7 +555,7 @@ def test_in_place_kv_cache_decodes_exactly_what_the_copying_loop_does(
 
 
 def test_grammar_offers_all_only_where_home_assistant_uses_it(home) -> None:
-    from runtime.intents.schema import answer_schema
+    from casavox.runtime.intents.schema import answer_schema
 
     spec = {"intents": {n: {"name": {"kind": "entity"}} for n in ("HassTurnOn", "HassMediaPause")}}
     options = {o["properties"]["name"]["const"]: o for o in answer_schema(spec, home)["items"]["anyOf"]}
@@ -575,9 +575,9 @@ def _grammar_accepts(llm, schema: dict, answer: list[dict]) -> bool:
 def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm, ha_intents) -> None:
     """Slots the LLM adds to a name must be that entity's own (domain, device class, the states its
     domain has); without a name, device classes are the domain's, including ones this home lacks."""
-    from export.llm.spec import domain_classes
-    from runtime.home import home_from_dict
-    from runtime.intents.schema import answer_schema
+    from casavox.export.llm.spec import domain_classes
+    from casavox.runtime.home import home_from_dict
+    from casavox.runtime.intents.schema import answer_schema
 
     home = home_from_dict(
         {
@@ -660,9 +660,9 @@ def test_grammar_keeps_what_is_said_consistent_with_the_named_entity(intent_llm,
 def test_grammar_is_compiled_once_per_home_and_copied_per_command(intent_llm, home) -> None:
     """The compiled grammar is reused (a copy per command), answers are unchanged, and the cache of
     compiled grammars stays bounded however many homes are served."""
-    from runtime.intents.llm import COMPILED_GRAMMARS
-    from runtime.intents.prompt import candidates, user_message
-    from runtime.intents.schema import answer_schema
+    from casavox.runtime.intents.llm import COMPILED_GRAMMARS
+    from casavox.runtime.intents.prompt import candidates, user_message
+    from casavox.runtime.intents.schema import answer_schema
 
     grammar = intent_llm.grammar(answer_schema(intent_llm.spec, home))
     texts = ("kill the kitchen lights", "is the front door locked")

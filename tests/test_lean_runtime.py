@@ -11,14 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_importing_every_runtime_module_leaves_torch_out() -> None:
     modules = sorted(
-        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        "casavox." + ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         for p in (ROOT / "runtime").rglob("*.py")
     )
-    assert "runtime.asr.transcriber" in modules
+    assert "casavox.runtime.asr.transcriber" in modules
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        "import edge_app.cli\n"
+        "import casavox.edge_app.cli\n"
         # What runtime modules import lazily, at their first command:
         "import llguidance, llguidance.numpy, hassil, home_assistant_intents, rapidfuzz, soxr, soundfile\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"

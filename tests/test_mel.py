@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.asr.mel import log_mel
+from casavox.runtime.asr.mel import log_mel
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.actions import plan
-from edge_app.backends import DeliveryError
-from edge_app.backends.mqtt import MqttBackend, MqttSettings
-from runtime.home import load_home
-from runtime.intents.result import Intent
+from casavox.edge_app.actions import plan
+from casavox.edge_app.backends import DeliveryError
+from casavox.edge_app.backends.mqtt import MqttBackend, MqttSettings
+from casavox.runtime.home import load_home
+from casavox.runtime.intents.result import Intent
 from tests.broker import Broker, Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +78,10 @@ def test_auth_required(home, tmp_path, monkeypatch) -> None:
     broker = Broker(tmp_path, users={"casa": "s3cret"}).start()
     try:
         rec = Recorder(broker.port, username="casa", password="s3cret")
-        wrong = MqttBackend(home, MqttSettings(port=broker.port, username="casa", password_env="NO_SUCH_VAR", connect_timeout_s=1))
+        wrong = MqttBackend(
+            home,
+            MqttSettings(port=broker.port, username="casa", password_env="NO_SUCH_VAR", connect_timeout_s=1),
+        )
         with pytest.raises(DeliveryError, match="unreachable.*refused|not authorized|unreachable"):
             send(wrong, home, "HassTurnOn", name="Coffee Maker")
         wrong.close()

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from runtime import providers
-from runtime.providers import DeviceError, available_devices, resolve_device, unavailable_reason
+from casavox.runtime import providers
+from casavox.runtime.providers import DeviceError, available_devices, resolve_device, unavailable_reason
 
 
 def test_auto_takes_the_best_device_and_says_once_why_better_ones_were_skipped(caplog) -> None:
@@ -33,7 +33,7 @@ def test_a_named_gpu_that_is_not_here_is_refused_with_the_reason() -> None:
 
 
 def test_a_gpu_gets_the_fp16_graphs_and_the_cpu_the_int8_ones() -> None:
-    from runtime.providers import preferred_variant
+    from casavox.runtime.providers import preferred_variant
 
     assert preferred_variant("cpu", {"fp32": {}, "int8": {}, "fp16": {}}) == "int8"
     assert preferred_variant("cpu", {"fp16": {}}) == "fp16"  # the only one there is

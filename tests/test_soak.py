@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_app.sources import frames_of
-from runtime.audio.io import SAMPLE_RATE
+from casavox.edge_app.sources import frames_of
+from casavox.runtime.audio.io import SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
@@ -30,8 +30,8 @@ def rss_mb() -> float:
 
 @pytest.mark.slow
 def test_soak_1000_utterances(full_bundle, say, tmp_path) -> None:
-    from edge_app.app import build_daemon
-    from edge_app.config import load_config
+    from casavox.edge_app.app import build_daemon
+    from casavox.edge_app.config import load_config
 
     config = load_config(
         None,

@@ -27,7 +27,7 @@ def server(full_bundle, tmp_path_factory):
     port = free_port()
     state = tmp_path_factory.mktemp("wyoming") / "s.sqlite"
     cmd = [
-        sys.executable, "-m", "edge_app.cli", "serve-wyoming", str(full_bundle), "--home", str(HOME),
+        sys.executable, "-m", "casavox.edge_app.cli", "serve-wyoming", str(full_bundle), "--home", str(HOME),
         "--state", str(state), "--uri", f"tcp://127.0.0.1:{port}",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -60,7 +60,9 @@ def test_describe(server) -> None:
 def test_transcribe_audio(server, say) -> None:
     audio = say("Turn off the lights in the kitchen.")
     pcm = (audio * 32767).astype("<i2").tobytes()
-    chunks = [AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 2048]) for i in range(0, len(pcm), 2048)]
+    chunks = [
+        AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 2048]) for i in range(0, len(pcm), 2048)
+    ]
     events = [Transcribe(language="en"), AudioStart(rate=16000, width=2, channels=1), *chunks, AudioStop()]
     event = asyncio.run(exchange(server[0], events, "transcript"))
     assert Transcript.from_event(event).text == "Turn off the lights in the kitchen."
@@ -71,18 +73,25 @@ def test_transcribe_resamples_other_formats(server, say) -> None:
 
     audio = soxr.resample(say("Turn on the ceiling fan."), 16000, 44100)
     stereo = np.repeat((audio * 32767).astype("<i2")[:, None], 2, axis=1).tobytes()
-    chunks = [AudioChunk(rate=44100, width=2, channels=2, audio=stereo[i : i + 8192]) for i in range(0, len(stereo), 8192)]
+    chunks = [
+        AudioChunk(rate=44100, width=2, channels=2, audio=stereo[i : i + 8192])
+        for i in range(0, len(stereo), 8192)
+    ]
     events = [Transcribe(), AudioStart(rate=44100, width=2, channels=2), *chunks, AudioStop()]
     text = Transcript.from_event(asyncio.run(exchange(server[0], events, "transcript"))).text
     assert text.lower().rstrip(".") == "turn on the ceiling fan"
 
 
 def test_recognize(server) -> None:
-    event = asyncio.run(exchange(server[0], [Recognize(text="set the bedroom lamp to 40%")], ("intent", "not-recognized")))
+    event = asyncio.run(
+        exchange(server[0], [Recognize(text="set the bedroom lamp to 40%")], ("intent", "not-recognized"))
+    )
     intent = Intent.from_event(event)
     assert intent.name == "HassLightSet"
     assert {e.name: e.value for e in intent.entities} == {"name": "Bedroom Lamp", "brightness": 40}
-    event = asyncio.run(exchange(server[0], [Recognize(text="what is the meaning of life")], ("intent", "not-recognized")))
+    event = asyncio.run(
+        exchange(server[0], [Recognize(text="what is the meaning of life")], ("intent", "not-recognized"))
+    )
     assert NotRecognized.is_type(event.type)
 
 
@@ -90,11 +99,17 @@ def test_handle_acts_on_the_home_and_refuses_locks(server) -> None:
     import sqlite3
 
     port, state = server
-    event = asyncio.run(exchange(port, [Transcript(text="turn on the desk lamp")], ("handled", "not-handled")))
+    event = asyncio.run(
+        exchange(port, [Transcript(text="turn on the desk lamp")], ("handled", "not-handled"))
+    )
     assert Handled.is_type(event.type) and Handled.from_event(event).text == "Turned on Desk Lamp"
     conn = sqlite3.connect(state)
     assert conn.execute("SELECT state FROM entities WHERE entity_id='light.desk_lamp'").fetchone() == ("on",)
-    event = asyncio.run(exchange(port, [Transcript(text="unlock the front door")], ("handled", "not-handled")))
+    event = asyncio.run(
+        exchange(port, [Transcript(text="unlock the front door")], ("handled", "not-handled"))
+    )
     assert event.type == "not-handled"
-    assert conn.execute("SELECT state FROM entities WHERE entity_id='lock.front_door'").fetchone() == ("locked",)
+    assert conn.execute("SELECT state FROM entities WHERE entity_id='lock.front_door'").fetchone() == (
+        "locked",
+    )
     conn.close()

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from edge_app.actions import ServiceCall
+from casavox.edge_app.actions import ServiceCall
+from casavox.errors import CasavoxError
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(CasavoxError, RuntimeError):
     """A command that did not reach the device; reported to the user, never retried later."""
 
 

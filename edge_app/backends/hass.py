@@ -14,8 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_app.actions import ServiceCall
-from edge_app.backends import DeliveryError, EntityState
+from casavox.edge_app.actions import ServiceCall
+from casavox.edge_app.backends import DeliveryError, EntityState
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_app.actions import ServiceCall
-from edge_app.backends import DeliveryError, EntityState
-from runtime.home import Home
+from casavox.edge_app.actions import ServiceCall
+from casavox.edge_app.backends import DeliveryError, EntityState
+from casavox.runtime.home import Home
 
 COLORS = {  # the names Home Assistant's HassLightSet template accepts, as RGB for the JSON schema
     "white": (255, 255, 255), "red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0),
@@ -30,7 +30,14 @@ COLORS = {  # the names Home Assistant's HassLightSet template accepts, as RGB f
     "pink": (255, 192, 203), "turquoise": (64, 224, 208), "cyan": (0, 255, 255), "magenta": (255, 0, 255),
     "gold": (255, 215, 0), "violet": (238, 130, 238), "indigo": (75, 0, 130), "lime": (0, 255, 0),
 }  # fmt: skip
-STATE_WORDS = {"ON": "on", "OFF": "off", "OPEN": "open", "CLOSED": "closed", "LOCKED": "locked", "UNLOCKED": "unlocked"}
+STATE_WORDS = {
+    "ON": "on",
+    "OFF": "off",
+    "OPEN": "open",
+    "CLOSED": "closed",
+    "LOCKED": "locked",
+    "UNLOCKED": "unlocked",
+}
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,9 @@ class MqttBackend:
             if call.entity_ids:
                 messages.extend(payloads(call, entity_id, self.settings.prefix, attrs))
             else:  # a service without entities (shopping list): <prefix>/<domain>/<service>
-                messages.append((f"{self.settings.prefix}/{call.domain}/{call.service}", json.dumps(call.data)))
+                messages.append(
+                    (f"{self.settings.prefix}/{call.domain}/{call.service}", json.dumps(call.data))
+                )
         for topic, payload in messages:
             info = self.client.publish(topic, payload, qos=1)
             try:

@@ -13,15 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from edge_app.actions import ServiceCall
-from edge_app.backends import DeliveryError, EntityState
-from edge_app.state_store import StateError, StateStore
-from runtime.home import Home
+from casavox.edge_app.actions import ServiceCall
+from casavox.edge_app.backends import DeliveryError, EntityState
+from casavox.edge_app.state_store import StateError, StateStore
+from casavox.runtime.home import Home
 
 TRACK = "media_track"
 
 
-def apply_service(domain: str, service: str, state: str, attrs: dict[str, Any], data: dict) -> tuple[str, dict]:
+def apply_service(
+    domain: str, service: str, state: str, attrs: dict[str, Any], data: dict
+) -> tuple[str, dict]:
     """One entity's new (state, attributes) after ``domain.service(data)``."""
     a = dict(attrs)
     if service == "toggle":
@@ -47,7 +49,9 @@ def apply_service(domain: str, service: str, state: str, attrs: dict[str, Any], 
         a["current_position"] = int(position)
         return ("open" if position > 0 else "closed"), a
     if domain == "lock":
-        return {"lock": "locked", "unlock": "unlocked", "turn_on": "locked", "turn_off": "unlocked"}[service], a
+        return {"lock": "locked", "unlock": "unlocked", "turn_on": "locked", "turn_off": "unlocked"}[
+            service
+        ], a
     if domain in ("scene", "script"):
         a["last_triggered"] = time.time()
         return state, a
@@ -55,9 +59,13 @@ def apply_service(domain: str, service: str, state: str, attrs: dict[str, Any], 
         a["temperature"] = data["temperature"]
         return (state if state != "off" else "heat"), a
     if domain == "vacuum":
-        return {"start": "cleaning", "return_to_base": "returning", "turn_on": "cleaning"}.get(service, "docked"), a
+        return {"start": "cleaning", "return_to_base": "returning", "turn_on": "cleaning"}.get(
+            service, "docked"
+        ), a
     if domain == "lawn_mower":
-        return {"start_mowing": "mowing", "turn_on": "mowing", "dock": "docked", "turn_off": "docked"}[service], a
+        return {"start_mowing": "mowing", "turn_on": "mowing", "dock": "docked", "turn_off": "docked"}[
+            service
+        ], a
     if domain == "fan" and service == "set_percentage":
         a["percentage"] = data["percentage"]
         return ("on" if data["percentage"] > 0 else "off"), a
@@ -74,7 +82,9 @@ def apply_service(domain: str, service: str, state: str, attrs: dict[str, Any], 
         if service == "play_media":
             a["media_title"] = data.get("media_content_id", "")
             return "playing", a
-        return {"media_pause": "paused", "media_play": "playing", "turn_on": "on", "turn_off": "off"}[service], a
+        return {"media_pause": "paused", "media_play": "playing", "turn_on": "on", "turn_off": "off"}[
+            service
+        ], a
     if service in ("turn_on", "turn_off"):
         return ("on" if service == "turn_on" else "off"), a
     raise DeliveryError(f"the simulated home cannot do {domain}.{service}")
@@ -112,7 +122,9 @@ class SimBackend:
                         raise DeliveryError(f"{entity_id} is not in the simulated home")
                     if call.domain == "todo":
                         continue
-                    state, attrs = apply_service(call.domain, call.service, row[0], json.loads(row[1]), call.data)
+                    state, attrs = apply_service(
+                        call.domain, call.service, row[0], json.loads(row[1]), call.data
+                    )
                     conn.execute(
                         "UPDATE entities SET state = ?, attributes = ?, last_changed = ? WHERE entity_id = ?",
                         (state, json.dumps(attrs), time.time(), entity_id),

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import torch
 
-from export.asr.ct2_reader import Ct2Model
+from casavox.export.asr.ct2_reader import Ct2Model
 
 _NORM = {"gamma": "weight", "beta": "bias"}
 

@@ -17,15 +17,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from export.asr.graphs import WhisperDecoderGraph, WhisperEncoderGraph
-from export.asr.reference import torch_greedy
-from export.asr.source import WhisperSource, load_whisper_source
-from export.bundle_writer import publish_component
-from export.onnx_tools import convert_fp16, describe_graph, export_module, quantize_int8
-from export.speech_set import CALIBRATION, normalize, speech_set, word_error_rate
-from runtime import bundle as fmt
-from runtime.asr.transcriber import TrimPolicy
-from runtime.trt.profiles import graph_profile
+from casavox.errors import CasavoxError
+from casavox.export.asr.graphs import WhisperDecoderGraph, WhisperEncoderGraph
+from casavox.export.asr.reference import torch_greedy
+from casavox.export.asr.source import WhisperSource, load_whisper_source
+from casavox.export.bundle_writer import publish_component
+from casavox.export.onnx_tools import convert_fp16, describe_graph, export_module, quantize_int8
+from casavox.export.speech_set import CALIBRATION, normalize, speech_set, word_error_rate
+from casavox.runtime import bundle as fmt
+from casavox.runtime.asr.transcriber import TrimPolicy
+from casavox.runtime.trt.profiles import graph_profile
 
 QUANTS = ("fp32", "int8", "fp16")
 # Transcripts of a variant may differ from PyTorch's on at most this share of words (normalized
@@ -35,7 +36,7 @@ QUANTS = ("fp32", "int8", "fp16")
 DEFAULT_MAX_WER = {"fp32": 0.025, "fp16": 0.05, "int8": 0.10}
 
 
-class ParityError(RuntimeError):
+class ParityError(CasavoxError, RuntimeError):
     """An exported variant disagrees with the PyTorch reference beyond the threshold."""
 
 
@@ -82,9 +83,9 @@ def _export_fp32(source: WhisperSource, folder: Path) -> tuple[Path, Path]:
 
 def _parity(bundle_dir: Path, variant: str, source: WhisperSource, clips, references) -> dict:
     """Greedy transcripts of ``variant`` (30-s window and trimmed) vs PyTorch, and logit drift."""
-    from runtime.asr.decoder import log_softmax  # noqa: F401  (runtime import check: no torch needed)
-    from runtime.asr.mel import log_mel
-    from runtime.asr.transcriber import TrimPolicy, load_transcriber
+    from casavox.runtime.asr.decoder import log_softmax  # noqa: F401  (runtime import check: no torch needed)
+    from casavox.runtime.asr.mel import log_mel
+    from casavox.runtime.asr.transcriber import TrimPolicy, load_transcriber
 
     padded = load_transcriber(bundle_dir, variant, verify_hashes=False, trim=TrimPolicy(enabled=False))
     trimmed = load_transcriber(bundle_dir, variant, verify_hashes=False)

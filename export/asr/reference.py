@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from runtime.asr.mel import log_mel
+from casavox.runtime.asr.mel import log_mel
 
 
 @dataclass

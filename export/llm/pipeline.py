@@ -25,15 +25,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from export.bundle_writer import publish_component
-from export.llm.dataset import Example, build_examples
-from export.llm.finetune import ADAPTER_DIR
-from export.llm.source import load_llm_source
-from export.llm.spec import intent_spec
-from export.onnx_tools import describe_graph
-from runtime import bundle as fmt
-from runtime.intents.prompt import END, PREFIX, SUFFIX
-from runtime.trt.profiles import graph_profile
+from casavox.errors import CasavoxError
+from casavox.export.bundle_writer import publish_component
+from casavox.export.llm.dataset import Example, build_examples
+from casavox.export.llm.finetune import ADAPTER_DIR
+from casavox.export.llm.source import load_llm_source
+from casavox.export.llm.spec import intent_spec
+from casavox.export.onnx_tools import describe_graph
+from casavox.runtime import bundle as fmt
+from casavox.runtime.intents.prompt import END, PREFIX, SUFFIX
+from casavox.runtime.trt.profiles import graph_profile
 
 # variant -> (builder precision, execution provider, builder extra options)
 QUANTS: dict[str, tuple[str, str, list[str]]] = {
@@ -48,7 +49,7 @@ MIN_TOKEN_AGREEMENT = 0.95
 MAX_ACCURACY_DROP = 0.05
 
 
-class LlmParityError(RuntimeError):
+class LlmParityError(CasavoxError, RuntimeError):
     """A quantized LLM variant lost too much against the PyTorch model."""
 
 
@@ -152,10 +153,10 @@ def token_parity(model, tokenizer, graph: Path, examples: list[Example]) -> dict
 
 def task_accuracy(bundle_dir: Path, variant: str, examples: list[Example], homes: list) -> dict:
     """Accuracy of the real runtime path (prompt, grammar, fast-forward) on held-out examples."""
-    from runtime.bundle import verify
-    from runtime.intents.llm import load_llm
-    from runtime.intents.prompt import candidates, canonical, user_message
-    from runtime.intents.schema import answer_schema
+    from casavox.runtime.bundle import verify
+    from casavox.runtime.intents.llm import load_llm
+    from casavox.runtime.intents.prompt import candidates, canonical, user_message
+    from casavox.runtime.intents.schema import answer_schema
 
     llm = load_llm(verify(bundle_dir, hash_files=False), variant)
     correct = 0
@@ -183,7 +184,7 @@ def export_llm(
     enforce: bool = True,
 ) -> LlmExportResult:
     """Export the LLM component into ``out``; ``enforce=False`` records but does not refuse (debugging)."""
-    from runtime.intents.templates import load_language_intents
+    from casavox.runtime.intents.templates import load_language_intents
 
     bad = [q for q in quants if q not in QUANTS]
     if bad or not quants:
@@ -327,8 +328,8 @@ def _check_tokenizer(path: Path, hf_tokenizer, examples: list[Example]) -> None:
 
 @torch.no_grad()
 def _torch_accuracy(model, tokenizer, examples: list[Example]) -> float:
-    from export.llm.finetune import greedy_answer, parse_answer
-    from runtime.intents.prompt import canonical
+    from casavox.export.llm.finetune import greedy_answer, parse_answer
+    from casavox.runtime.intents.prompt import canonical
 
     hits = 0
     for ex in examples:

@@ -18,8 +18,8 @@ from hassil.expression import Alternative, ListReference, Permutation, RuleRefer
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 from hassil.util import normalize_whitespace
 
-from runtime.home import Home
-from runtime.intents.templates import slot_lists
+from casavox.runtime.home import Home
+from casavox.runtime.intents.templates import slot_lists
 
 WILDCARDS = {
     "search_query": [

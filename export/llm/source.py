@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from runtime.bundle import sha256_file
+from casavox.errors import CasavoxError
+from casavox.runtime.bundle import sha256_file
 
 
-class LlmSourceError(ValueError):
+class LlmSourceError(CasavoxError, ValueError):
     """A base model that cannot be used."""
 
 

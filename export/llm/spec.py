@@ -18,9 +18,9 @@ from typing import Any
 from hassil import Intents
 from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
 
-from export.llm.dataset import Example
-from export.llm.sampler import block_domains
-from runtime.intents.templates import list_references
+from casavox.export.llm.dataset import Example
+from casavox.export.llm.sampler import block_domains
+from casavox.runtime.intents.templates import list_references
 
 # Slots whose values Home Assistant also bounds itself (its intent handlers' schemas).
 HA_RANGES = {

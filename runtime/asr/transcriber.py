@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.asr.decoder import BiasFn, DecodeConfig, bound_stepper, greedy_decode, numpy_stepper
-from runtime.asr.mel import HOP, log_mel, log_mel_zero_padded
-from runtime.asr.tokenizer import WhisperTokenizer
-from runtime.audio.io import SAMPLE_RATE, AudioError
-from runtime.bundle import Bundle, BundleError, verify
-from runtime.providers import open_graph, resolve_device
+from casavox.runtime.asr.decoder import BiasFn, DecodeConfig, bound_stepper, greedy_decode, numpy_stepper
+from casavox.runtime.asr.mel import HOP, log_mel, log_mel_zero_padded
+from casavox.runtime.asr.tokenizer import WhisperTokenizer
+from casavox.runtime.audio.io import SAMPLE_RATE, AudioError
+from casavox.runtime.bundle import Bundle, BundleError, verify
+from casavox.runtime.providers import open_graph, resolve_device
 
 WINDOW_S = 30.0
 SILENCE_PEAK = 1e-4  # digital silence: nothing to transcribe

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from casavox.errors import CasavoxError
+
 SAMPLE_RATE = 16_000
 
 
-class AudioError(ValueError):
+class AudioError(CasavoxError, ValueError):
     """Audio that cannot be used: unreadable, empty or malformed."""
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime.audio.io import SAMPLE_RATE
+from casavox.errors import CasavoxError
+from casavox.runtime.audio.io import SAMPLE_RATE
 
 FRAME = 512  # samples per VAD decision at 16 kHz (32 ms), fixed by the model
 CONTEXT = 64  # samples of the previous frame the model sees again
 
 
-class VadError(RuntimeError):
+class VadError(CasavoxError, RuntimeError):
     """The VAD model is missing or unusable."""
 
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
-from runtime.home import Home
-from runtime.intents.prompt import slot_spans
-from runtime.intents.result import Intent, IntentResult
-from runtime.intents.said_values import SaidValues, plain_words, values_said, words_outside
-from runtime.intents.templates import TemplateMatcher, context_area_intents
+from casavox.runtime.home import Home
+from casavox.runtime.intents.prompt import slot_spans
+from casavox.runtime.intents.result import Intent, IntentResult
+from casavox.runtime.intents.said_values import SaidValues, plain_words, values_said, words_outside
+from casavox.runtime.intents.templates import TemplateMatcher, context_area_intents
 
 MAX_TEXT = 300  # characters; a spoken command is far shorter
 # "turn off the kitchen lights and lock the front door": tried as separate commands when the whole
@@ -198,7 +198,7 @@ def _clean_slots(slots: dict) -> dict:
 class IntentEngine:
     home: Home
     templates: TemplateMatcher
-    llm: object | None = None  # runtime.intents.llm.IntentLLM
+    llm: object | None = None  # casavox.runtime.intents.llm.IntentLLM
     grammar: str | None = None
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     context_intents: frozenset[str] = frozenset()  # see places_as_said
@@ -211,7 +211,7 @@ class IntentEngine:
         templates = TemplateMatcher.for_home(home, intents)
         grammar = None
         if llm is not None:
-            from runtime.intents.schema import answer_schema
+            from casavox.runtime.intents.schema import answer_schema
 
             grammar = llm.grammar(answer_schema(llm.spec, home))
         return cls(
@@ -270,7 +270,7 @@ class IntentEngine:
                 )
         if self.llm is None or not use_llm:
             return done(IntentResult(text, [], "none", 0.0, "no template matched"))
-        from runtime.intents.prompt import candidates, spoken_form, user_message
+        from casavox.runtime.intents.prompt import candidates, spoken_form, user_message
 
         command = spoken_form(text)
         answer = self.llm.generate(

@@ -28,8 +28,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from runtime.bundle import Bundle, BundleError
-from runtime.providers import open_graph, preferred_variant, resolve_device
+from casavox.runtime.bundle import Bundle, BundleError
+from casavox.runtime.providers import open_graph, preferred_variant, resolve_device
 
 COMPILED_GRAMMARS = 4  # compiled grammars kept per loaded LLM (one per home it serves)
 # Positions after the instruction prefix in the in-place KV buffers: a command's message (at most

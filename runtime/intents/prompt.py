@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
-from runtime.home import Home
+from casavox.runtime.home import Home
 
 SYSTEM = "Map the smart-home command to Home Assistant intents. Answer with a JSON list."
 PREFIX = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"

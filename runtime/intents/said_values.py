@@ -27,9 +27,9 @@ from hassil import Intents
 from hassil.intents import TextSlotList
 from hassil.sample import sample_expression
 
-from runtime.home import Home
-from runtime.intents.result import Intent
-from runtime.intents.templates import list_references
+from casavox.runtime.home import Home
+from casavox.runtime.intents.result import Intent
+from casavox.runtime.intents.templates import list_references
 
 # (domain, device_class) a template block is about -> (phrase as lower-case words, slot value)
 Key = tuple[str | None, str | None]

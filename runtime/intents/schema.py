@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.home import Home
-from runtime.intents.prompt import slot_rank
+from casavox.runtime.home import Home
+from casavox.runtime.intents.prompt import slot_rank
 
 MAX_INTENTS = 3  # "turn off the kitchen lights and lock the front door": at most three per sentence
 # Intents that only make sense for some domains (Home Assistant's intent handlers filter the same

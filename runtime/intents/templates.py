@@ -18,11 +18,12 @@ from hassil import Intents, recognize_best
 from hassil.expression import Group, ListReference, RuleReference
 from hassil.intents import SlotList, TextSlotList
 
-from runtime.home import Home
-from runtime.intents.result import Intent, IntentResult
+from casavox.errors import CasavoxError
+from casavox.runtime.home import Home
+from casavox.runtime.intents.result import Intent, IntentResult
 
 
-class TemplateError(RuntimeError):
+class TemplateError(CasavoxError, RuntimeError):
     """Home Assistant's templates for the language are not installed."""
 
 

@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from runtime import bundle as fmt
-from runtime.trt.device import GpuFacts, gpu_facts
-from runtime.trt.profiles import graph_profile
+from casavox.errors import CasavoxError
+from casavox.runtime import bundle as fmt
+from casavox.runtime.trt.device import GpuFacts, gpu_facts
+from casavox.runtime.trt.profiles import graph_profile
 
 ENGINE_DIR = "trt"
 
 
-class EngineBuildError(RuntimeError):
+class EngineBuildError(CasavoxError, RuntimeError):
     """Engines cannot be built here (no GPU, no TensorRT) or the bundle cannot take them."""
 
 
@@ -46,7 +47,9 @@ def requirements() -> tuple[Any, GpuFacts]:
         ) from None
     facts = gpu_facts()
     if facts is None:
-        raise EngineBuildError("no NVIDIA GPU found (nvidia-smi / Jetson device tree); engines are built on the GPU that runs them")
+        raise EngineBuildError(
+            "no NVIDIA GPU found (nvidia-smi / Jetson device tree); engines are built on the GPU that runs them"
+        )
     return trt, facts
 
 
@@ -62,7 +65,11 @@ def _build_one(trt, path: Path, profile: dict, int8: bool, workspace_gb: float, 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # Explicit batch is the only mode in TensorRT 10; 8.x (JetPack 5 / 6.0) must ask for it.
-    explicit = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    explicit = (
+        0
+        if int(trt.__version__.split(".")[0]) >= 10
+        else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    )
     network = builder.create_network(explicit)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(path)):
@@ -118,7 +125,12 @@ def write_context_model(graph: dict, engine_name: str, out: Path, facts: GpuFact
     import onnx
     from onnx import TensorProto, helper
 
-    types = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int64": TensorProto.INT64, "int32": TensorProto.INT32}
+    types = {
+        "float32": TensorProto.FLOAT,
+        "float16": TensorProto.FLOAT16,
+        "int64": TensorProto.INT64,
+        "int32": TensorProto.INT32,
+    }
 
     def info(spec: dict) -> Any:
         return helper.make_tensor_value_info(spec["name"], types[spec["dtype"]], spec["shape"])
@@ -135,7 +147,12 @@ def write_context_model(graph: dict, engine_name: str, out: Path, facts: GpuFact
         source="TensorrtExecutionProvider",
     )
     model = helper.make_model(
-        helper.make_graph([node], "casavox_trt_engine", [info(i) for i in graph["inputs"]], [info(o) for o in graph["outputs"]]),
+        helper.make_graph(
+            [node],
+            "casavox_trt_engine",
+            [info(i) for i in graph["inputs"]],
+            [info(o) for o in graph["outputs"]],
+        ),
         opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
     )
     onnx.save(model, str(out))
@@ -171,7 +188,11 @@ def parity(onnx_path: Path, context_path: Path, graph: dict, profile: dict) -> d
 
 
 def build_engines(
-    root: Path, int8: bool = False, workspace_gb: float = 2.0, only: list[str] | None = None, progress: bool = True
+    root: Path,
+    int8: bool = False,
+    workspace_gb: float = 2.0,
+    only: list[str] | None = None,
+    progress: bool = True,
 ) -> BuildReport:
     """Build engines for the bundle's fp16 graphs on this GPU and record them in its manifest."""
     trt, facts = requirements()
@@ -185,10 +206,14 @@ def build_engines(
         path = bundle.path(rel)
         odd = foreign_ops(path)
         if odd:
-            report.skipped[rel] = f"operators TensorRT's parser does not know: {', '.join(odd)} (runs on the CUDA provider)"
+            report.skipped[rel] = (
+                f"operators TensorRT's parser does not know: {', '.join(odd)} (runs on the CUDA provider)"
+            )
             continue
         component = manifest["components"][graph["component"]]
-        profile = graph.get("trt_profile") or graph_profile(graph, {"kv_cache_dim": component.get("head_dim", 64)})
+        profile = graph.get("trt_profile") or graph_profile(
+            graph, {"kv_cache_dim": component.get("head_dim", 64)}
+        )
         t0 = time.time()
         engine = _build_one(trt, path, profile, int8, workspace_gb, progress)
         stem = Path(rel).name.removesuffix(".onnx")
@@ -208,6 +233,8 @@ def build_engines(
         manifest.setdefault("engines", {})[rel] = entry
         for f in (engine_rel, context_rel):
             fmt.add_file(Path(root), manifest, f)
-        fmt.write_manifest(Path(root), manifest)  # after each engine: a long build interrupted keeps what is done
+        fmt.write_manifest(
+            Path(root), manifest
+        )  # after each engine: a long build interrupted keeps what is done
         report.built[rel] = entry
     return report

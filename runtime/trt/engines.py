@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from runtime.bundle import Bundle
-from runtime.trt.device import GpuFacts, engine_mismatch
+from casavox.runtime.bundle import Bundle
+from casavox.runtime.trt.device import GpuFacts, engine_mismatch
 
 log = logging.getLogger("casavox.trt")
 

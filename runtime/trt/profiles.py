@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from casavox.errors import CasavoxError
+
 # dimension name in the graph spec -> (min, opt, max)
 DIM_RANGES: dict[str, tuple[int, int, int]] = {
     # Whisper encoder / decoder (names from export/asr/graphs.py)
@@ -27,7 +29,7 @@ DIM_RANGES: dict[str, tuple[int, int, int]] = {
 }
 
 
-class ProfileError(ValueError):
+class ProfileError(CasavoxError, ValueError):
     """A graph input has a dynamic dimension we have no range for."""
 
 
@@ -50,7 +52,9 @@ def input_profile(shape: list[Any], fixed: dict[str, int] | None = None) -> dict
     return out
 
 
-def graph_profile(graph: dict[str, Any], fixed: dict[str, int] | None = None) -> dict[str, dict[str, list[int]]]:
+def graph_profile(
+    graph: dict[str, Any], fixed: dict[str, int] | None = None
+) -> dict[str, dict[str, list[int]]]:
     """The profile of every input of a graph described in the manifest (``graphs[rel]``)."""
     return {i["name"]: input_profile(i["shape"], fixed) for i in graph["inputs"]}
 
