@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from casavox.runtime.home import Entity, Home
+from casavox.runtime.intents import catalogue as c
+from casavox.runtime.intents.catalogue import DEFAULT_CONFIRM_VERB, IntentDef, lookup
 from casavox.runtime.intents.result import Intent
-from casavox.runtime.intents.schema import INTENT_DOMAINS
 
 ON_SERVICES = {
     "cover": "open_cover", "valve": "open_valve", "lock": "lock", "vacuum": "start", "lawn_mower": "start_mowing",
@@ -26,18 +27,15 @@ CONTROLLABLE = {
     "light", "switch", "fan", "cover", "valve", "lock", "scene", "script", "input_boolean",
     "media_player", "climate", "vacuum", "humidifier", "siren", "automation", "lawn_mower",
 }  # fmt: skip
-MEDIA_SERVICES = {
-    "HassMediaPause": ("media_pause", "Paused"),
-    "HassMediaUnpause": ("media_play", "Resumed"),
-    "HassMediaNext": ("media_next_track", "Playing the next track"),
-    "HassMediaPrevious": ("media_previous_track", "Playing the previous track"),
+# The past tense an on/off reply starts with, per domain: (on, off).
+ON_OFF_DONE = {
+    "cover": ("Opened", "Closed"),
+    "valve": ("Opened", "Closed"),
+    "lock": ("Locked", "Unlocked"),
+    "vacuum": ("Started", "Sent home"),
+    "scene": ("Activated", "Turned off"),
+    "script": ("Started", "Stopped"),
 }
-QUERIES = {"HassGetState", "HassClimateGetTemperature", "HassGetWeather"}
-LOCAL = {  # answered by the box itself, whatever the backend (as Home Assistant's satellites do)
-    "HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "HassIncreaseTimer",
-    "HassDecreaseTimer", "HassPauseTimer", "HassUnpauseTimer", "HassTimerStatus",
-    "HassGetCurrentTime", "HassGetCurrentDate", "HassNevermind", "HassRespond", "HassBroadcast",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,12 +56,17 @@ class Action:
     reply: str = ""
     error: str = ""
     kind: str = "control"  # control | query | local
-    volume_step: float | None = None  # HassSetVolumeRelative: percent points, applied to each player's level
+    volume_step: float | None = None  # relative volume: percent points, added to each player's level
+    # The infinitive for "Are you sure you want to {verb} the Front Door?" (``IntentDef.confirm_verb``
+    # of the first target's domain), so the question never has to be read back out of ``reply``.
+    verb: str = DEFAULT_CONFIRM_VERB
 
     @property
     def sensitive(self) -> list[Entity]:
         """Targets that need a spoken confirmation before a state change (locks, doors...)."""
-        return [e for e in self.targets if e.confirm] if self.kind == "control" else []
+        if self.kind != "control" or not lookup(self.intent.name).sensitive:
+            return []
+        return [e for e in self.targets if e.confirm]
 
 
 def _as_set(value: Any) -> set[str]:
@@ -82,7 +85,7 @@ def resolve_targets(intent: Intent, home: Home, area: str | None = None) -> tupl
     slots = intent.slots
     name = slots.get("name")
     name = None if name in (None, "", "all") else str(name)
-    domains = _as_set(slots.get("domain")) or INTENT_DOMAINS.get(intent.name, set())
+    domains = _as_set(slots.get("domain")) or set(lookup(intent.name).domains)
     classes = _as_set(slots.get("device_class"))
     area_obj = home.area(slots.get("area")) if slots.get("area") else None
     floor_obj = home.floor(slots.get("floor")) if slots.get("floor") else None
@@ -120,55 +123,99 @@ def _group(entities: list[Entity], service_for: dict[str, str], default: str) ->
     return [ServiceCall(d, s, tuple(ids)) for (d, s), ids in by_service.items()]
 
 
-def _on_off(intent: Intent, targets: list[Entity]) -> Action:
-    on = intent.name == "HassTurnOn"
-    bad = [e for e in targets if e.domain not in CONTROLLABLE or (not on and e.domain == "scene")]
-    targets = [e for e in targets if e not in bad]
-    if not targets:
-        return Action(intent, error=f"{_names(bad)} can't be turned {'on' if on else 'off'}")
-    calls = _group(targets, ON_SERVICES if on else OFF_SERVICES, "turn_on" if on else "turn_off")
-    domain = targets[0].domain
-    verb = {
-        "cover": ("Opened", "Closed"),
-        "valve": ("Opened", "Closed"),
-        "lock": ("Locked", "Unlocked"),
-        "vacuum": ("Started", "Sent home"),
-        "scene": ("Activated", "Turned off"),
-        "script": ("Started", "Stopped"),
-    }.get(domain, ("Turned on", "Turned off"))[0 if on else 1]
-    return Action(intent, targets, calls, f"{verb} {_names(targets)}")
+def _ids(targets: list[Entity]) -> tuple[str, ...]:
+    return tuple(e.id for e in targets)
 
 
-def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
-    """What doing this intent in this home means; never names an unexposed entity."""
-    n, slots = intent.name, intent.slots
-    if n in LOCAL:
+class Planner:
+    """What doing one intent means (one planner registered per intent, as Home Assistant registers
+    one handler per intent). The common case resolves the targets first (:class:`TargetPlanner`)."""
+
+    def __call__(self, intent: Intent, home: Home, area: str | None) -> Action:
+        raise NotImplementedError
+
+
+class TargetPlanner(Planner):
+    """Resolves the exposed entities the intent means, then ``act`` says what to do with them."""
+
+    def __call__(self, intent: Intent, home: Home, area: str | None) -> Action:
+        targets, error = resolve_targets(intent, home, area)
+        if error:
+            return Action(intent, error=error)
+        return self.act(intent, targets)
+
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        return Action(intent, error=f"I can't do {intent.name} yet")
+
+
+class LocalPlanner(Planner):
+    """Timers, the time, the date...: answered by the box itself (``execute.local``)."""
+
+    def __call__(self, intent: Intent, home: Home, area: str | None) -> Action:
         return Action(intent, kind="local")
-    if n in ("HassShoppingListAddItem", "HassShoppingListCompleteItem"):
-        service = "add_item" if n.endswith("AddItem") else "complete_item"
-        item = str(slots.get("item", "")).strip()
-        if not item:
-            return Action(intent, error="what should I add?")
-        verb = "Added" if service == "add_item" else "Checked off"
-        call = ServiceCall("shopping_list", service, (), {"name": item})
-        return Action(intent, [], [call], f"{verb} {item}")
-    if n == "HassGetWeather" and not slots.get("name"):
+
+
+class QueryPlanner(TargetPlanner):
+    """A question about the targets' state, answered from the backend (``execute.answer``)."""
+
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        return Action(intent, targets, kind="query")
+
+
+class WeatherPlanner(QueryPlanner):
+    """A weather question that names no entity ("what's the weather?"): the home's first weather entity."""
+
+    def __call__(self, intent: Intent, home: Home, area: str | None) -> Action:
+        if intent.slots.get("name"):
+            return super().__call__(intent, home, area)
         weather = [e for e in home.exposed if e.domain == "weather"]
         return (
             Action(intent, weather[:1], kind="query")
             if weather
             else Action(intent, error="no weather service")
         )
-    targets, error = resolve_targets(intent, home, area)
-    if error:
-        return Action(intent, error=error)
-    if n in QUERIES:
-        return Action(intent, targets, kind="query")
-    if n in ("HassTurnOn", "HassTurnOff"):
-        return _on_off(intent, targets)
-    if n == "HassToggle":
+
+
+class ServicePlanner(TargetPlanner):
+    """A plain service intent (``IntentDef.service``): one call on every target, a fixed reply."""
+
+    def __init__(self, definition: IntentDef) -> None:
+        self.definition = definition
+
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        assert self.definition.service is not None
+        domain, service = self.definition.service
+        call = ServiceCall(domain, service, _ids(targets), dict(self.definition.service_data))
+        return Action(intent, targets, [call], self.definition.done)
+
+
+class OnOffPlanner(TargetPlanner):
+    """HassTurnOn/HassTurnOff: the per-domain services (HassTurnOn opens a cover, locks a lock)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        on = self.on
+        bad = [e for e in targets if e.domain not in CONTROLLABLE or (not on and e.domain == "scene")]
+        targets = [e for e in targets if e not in bad]
+        if not targets:
+            return Action(intent, error=f"{_names(bad)} can't be turned {'on' if on else 'off'}")
+        calls = _group(targets, ON_SERVICES if on else OFF_SERVICES, "turn_on" if on else "turn_off")
+        domain = targets[0].domain
+        done = ON_OFF_DONE.get(domain, ("Turned on", "Turned off"))[0 if on else 1]
+        verb = lookup(intent.name).confirm_verb(domain)
+        return Action(intent, targets, calls, f"{done} {_names(targets)}", verb=verb)
+
+
+class TogglePlanner(TargetPlanner):
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
         return Action(intent, targets, _group(targets, {}, "toggle"), f"Toggled {_names(targets)}")
-    if n == "HassLightSet":
+
+
+class LightSetPlanner(TargetPlanner):
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        slots = intent.slots
         data: dict[str, Any] = {}
         if "brightness" in slots:
             data["brightness_pct"] = max(0, min(100, int(slots["brightness"])))
@@ -176,13 +223,14 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
             data["color_name"] = str(slots["color"])
         if not data:
             return Action(intent, error="set the light to what?")
-        ids = tuple(e.id for e in targets)
         what = f"brightness {data['brightness_pct']}%" if "brightness_pct" in data else data.get("color_name")
-        return Action(
-            intent, targets, [ServiceCall("light", "turn_on", ids, data)], f"Set {_names(targets)} to {what}"
-        )
-    if n == "HassSetPosition":
-        position = max(0, min(100, int(slots.get("position", 0))))
+        call = ServiceCall("light", "turn_on", _ids(targets), data)
+        return Action(intent, targets, [call], f"Set {_names(targets)} to {what}")
+
+
+class SetPositionPlanner(TargetPlanner):
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        position = max(0, min(100, int(intent.slots.get("position", 0))))
         calls = [
             ServiceCall(
                 d, f"set_{d}_position", tuple(e.id for e in targets if e.domain == d), {"position": position}
@@ -190,27 +238,29 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
             for d in sorted({e.domain for e in targets})
         ]
         return Action(intent, targets, calls, f"Set {_names(targets)} to {position}%")
-    if n == "HassClimateSetTemperature":
-        temperature = float(slots.get("temperature", 0))
-        ids = tuple(e.id for e in targets)
-        call = ServiceCall("climate", "set_temperature", ids, {"temperature": temperature})
+
+
+class ClimateSetTemperaturePlanner(TargetPlanner):
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        temperature = float(intent.slots.get("temperature", 0))
+        call = ServiceCall("climate", "set_temperature", _ids(targets), {"temperature": temperature})
         shown = int(temperature) if temperature.is_integer() else temperature
         return Action(intent, targets, [call], f"Set {_names(targets)} to {shown} degrees")
-    if n in MEDIA_SERVICES:
-        service, reply = MEDIA_SERVICES[n]
-        return Action(
-            intent, targets, [ServiceCall("media_player", service, tuple(e.id for e in targets))], reply
-        )
-    if n == "HassSetVolume":
-        level = max(0, min(100, int(slots.get("volume_level", 50))))
-        call = ServiceCall(
-            "media_player", "volume_set", tuple(e.id for e in targets), {"volume_level": level / 100}
-        )
+
+
+class SetVolumePlanner(TargetPlanner):
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        level = max(0, min(100, int(intent.slots.get("volume_level", 50))))
+        call = ServiceCall("media_player", "volume_set", _ids(targets), {"volume_level": level / 100})
         return Action(intent, targets, [call], f"Volume set to {level}%")
-    if n == "HassSetVolumeRelative":
-        # Home Assistant's handler: "up"/"down" is a 10-point step, a number is a step in percent points;
-        # the new level depends on each player's current one, so execute() turns it into volume_set calls.
-        step = slots.get("volume_step", "up")
+
+
+class SetVolumeRelativePlanner(TargetPlanner):
+    """Home Assistant's handler: "up"/"down" is a 10-point step, a number is a step in percent points;
+    the new level depends on each player's current one, so execute() turns it into volume_set calls."""
+
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        step = intent.slots.get("volume_step", "up")
         step = {"up": 10.0, "down": -10.0}.get(step, step) if isinstance(step, str) else step
         try:
             step = float(step)
@@ -218,40 +268,92 @@ def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
             return Action(intent, error=f"I can't change the volume by {step}")
         reply = f"Volume {'up' if step > 0 else 'down'}"
         return Action(intent, targets, [], reply, volume_step=step)
-    if n in ("HassMediaPlayerMute", "HassMediaPlayerUnmute"):
-        mute = n == "HassMediaPlayerMute"
-        call = ServiceCall(
-            "media_player", "volume_mute", tuple(e.id for e in targets), {"is_volume_muted": mute}
-        )
-        return Action(intent, targets, [call], "Muted" if mute else "Unmuted")
-    if n in ("HassLawnMowerStartMowing", "HassLawnMowerDock"):
-        service = "start_mowing" if n == "HassLawnMowerStartMowing" else "dock"
-        call = ServiceCall("lawn_mower", service, tuple(e.id for e in targets))
-        return Action(
-            intent,
-            targets,
-            [call],
-            "Started mowing" if service == "start_mowing" else "Returning to the dock",
-        )
-    if n == "HassMediaSearchAndPlay":
-        query = str(slots.get("search_query", "")).strip()
-        data = {"media_content_id": query, "media_content_type": str(slots.get("media_class", "music"))}
-        call = ServiceCall("media_player", "play_media", tuple(e.id for e in targets), data)
+
+
+class SearchAndPlayPlanner(TargetPlanner):
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        query = str(intent.slots.get("search_query", "")).strip()
+        data = {
+            "media_content_id": query,
+            "media_content_type": str(intent.slots.get("media_class", "music")),
+        }
+        call = ServiceCall("media_player", "play_media", _ids(targets), data)
         return Action(intent, targets, [call], f"Playing {query}")
-    if n in ("HassVacuumStart", "HassVacuumReturnToBase"):
-        service = "start" if n == "HassVacuumStart" else "return_to_base"
-        call = ServiceCall("vacuum", service, tuple(e.id for e in targets))
-        return Action(intent, targets, [call], "Started" if service == "start" else "Returning to base")
-    if n in ("HassListAddItem", "HassListCompleteItem"):
-        item = str(slots.get("item", "")).strip()
-        data = {"item": item} if n == "HassListAddItem" else {"item": item, "status": "completed"}
-        service = "add_item" if n == "HassListAddItem" else "update_item"
-        call = ServiceCall("todo", service, tuple(e.id for e in targets), data)
-        return Action(
-            intent, targets, [call], f"{'Added' if service == 'add_item' else 'Checked off'} {item}"
-        )
-    if n == "HassFanSetSpeed":
-        pct = max(0, min(100, int(slots.get("percentage", 50))))
-        call = ServiceCall("fan", "set_percentage", tuple(e.id for e in targets), {"percentage": pct})
+
+
+class TodoPlanner(TargetPlanner):
+    """HassListAddItem/HassListCompleteItem on a to-do list entity."""
+
+    def __init__(self, add: bool) -> None:
+        self.add = add
+
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        item = str(intent.slots.get("item", "")).strip()
+        data = {"item": item} if self.add else {"item": item, "status": "completed"}
+        call = ServiceCall("todo", "add_item" if self.add else "update_item", _ids(targets), data)
+        return Action(intent, targets, [call], f"{'Added' if self.add else 'Checked off'} {item}")
+
+
+class ShoppingListPlanner(Planner):
+    """The shopping list is no entity: no targets to resolve."""
+
+    def __init__(self, add: bool) -> None:
+        self.add = add
+
+    def __call__(self, intent: Intent, home: Home, area: str | None) -> Action:
+        item = str(intent.slots.get("item", "")).strip()
+        if not item:
+            return Action(intent, error="what should I add?")
+        call = ServiceCall("shopping_list", "add_item" if self.add else "complete_item", (), {"name": item})
+        return Action(intent, [], [call], f"{'Added' if self.add else 'Checked off'} {item}")
+
+
+class FanSetSpeedPlanner(TargetPlanner):
+    def act(self, intent: Intent, targets: list[Entity]) -> Action:
+        pct = max(0, min(100, int(intent.slots.get("percentage", 50))))
+        call = ServiceCall("fan", "set_percentage", _ids(targets), {"percentage": pct})
         return Action(intent, targets, [call], f"Set {_names(targets)} to {pct}%")
-    return Action(intent, error=f"I can't do {n} yet")
+
+
+# The planners of intents that are not a plain service call, query or local intent (those are
+# planned from their catalogue entry, ``planner_for``).
+PLANNERS: dict[str, Planner] = {
+    c.TURN_ON: OnOffPlanner(on=True),
+    c.TURN_OFF: OnOffPlanner(on=False),
+    c.TOGGLE: TogglePlanner(),
+    c.LIGHT_SET: LightSetPlanner(),
+    c.SET_POSITION: SetPositionPlanner(),
+    c.CLIMATE_SET_TEMPERATURE: ClimateSetTemperaturePlanner(),
+    c.GET_WEATHER: WeatherPlanner(),
+    c.SET_VOLUME: SetVolumePlanner(),
+    c.SET_VOLUME_RELATIVE: SetVolumeRelativePlanner(),
+    c.MEDIA_SEARCH_AND_PLAY: SearchAndPlayPlanner(),
+    c.LIST_ADD_ITEM: TodoPlanner(add=True),
+    c.LIST_COMPLETE_ITEM: TodoPlanner(add=False),
+    c.SHOPPING_LIST_ADD_ITEM: ShoppingListPlanner(add=True),
+    c.SHOPPING_LIST_COMPLETE_ITEM: ShoppingListPlanner(add=False),
+    c.FAN_SET_SPEED: FanSetSpeedPlanner(),
+}
+UNSUPPORTED = TargetPlanner()  # an intent nobody plans: its targets' error, else "I can't do X yet"
+_LOCAL = LocalPlanner()
+_QUERY = QueryPlanner()
+
+
+def planner_for(name: str) -> Planner:
+    """The planner of intent ``name``: its own, else the generic one its catalogue entry sets up
+    (local, query, plain service), else ``UNSUPPORTED``."""
+    if name in PLANNERS:
+        return PLANNERS[name]
+    definition = lookup(name)
+    if definition.kind == "local":
+        return _LOCAL
+    if definition.kind == "query":
+        return _QUERY
+    if definition.service is not None:
+        return ServicePlanner(definition)
+    return UNSUPPORTED
+
+
+def plan(intent: Intent, home: Home, area: str | None = None) -> Action:
+    """What doing this intent in this home means; never names an unexposed entity."""
+    return planner_for(intent.name)(intent, home, area)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from casavox.edge_app.actions import Action, ServiceCall
-from casavox.edge_app.backends import Backend, DeliveryError
-from casavox.edge_app.timers import Timers, duration, spoken
+from casavox.edge_app.backends import Backend, DeliveryError, EntityState
+from casavox.edge_app.timers import Timer, Timers, duration, spoken
+from casavox.runtime.home import Entity
+from casavox.runtime.intents import catalogue as c
 
 
 @dataclass
@@ -33,6 +36,29 @@ def _describe(state: str, attrs: dict, domain: str) -> str:
     return state.replace("_", " ")
 
 
+def _temperature(known: list[tuple[Entity, EntityState]]) -> str:
+    e, s = known[0]
+    value = s.attributes.get("current_temperature", s.state)
+    return (
+        f"It is {value} degrees in the {e.name}"
+        if value not in (None, "")
+        else f"I don't know the temperature of {e.name}"
+    )
+
+
+def _weather(known: list[tuple[Entity, EntityState]]) -> str:
+    e, s = known[0]
+    temp = s.attributes.get("temperature")
+    return f"{s.state.replace('_', ' ').capitalize()}" + (f", {temp} degrees" if temp is not None else "")
+
+
+# Questions answered in their own words; every other query is a state question (``answer``).
+ANSWERS: dict[str, Callable[[list[tuple[Entity, EntityState]]], str]] = {
+    c.CLIMATE_GET_TEMPERATURE: _temperature,
+    c.GET_WEATHER: _weather,
+}
+
+
 def answer(action: Action, backend: Backend) -> str:
     """The reply to a state question (HassGetState, temperatures, weather)."""
     slots = action.intent.slots
@@ -40,18 +66,8 @@ def answer(action: Action, backend: Backend) -> str:
     known = [(e, s) for e, s in states if s is not None]
     if not known:
         return "I don't know the state of " + ", ".join(e.name for e, _ in states)
-    if action.intent.name == "HassClimateGetTemperature":
-        e, s = known[0]
-        value = s.attributes.get("current_temperature", s.state)
-        return (
-            f"It is {value} degrees in the {e.name}"
-            if value not in (None, "")
-            else f"I don't know the temperature of {e.name}"
-        )
-    if action.intent.name == "HassGetWeather":
-        e, s = known[0]
-        temp = s.attributes.get("temperature")
-        return f"{s.state.replace('_', ' ').capitalize()}" + (f", {temp} degrees" if temp is not None else "")
+    if action.intent.name in ANSWERS:
+        return ANSWERS[action.intent.name](known)
     wanted = slots.get("state")
     if wanted is None:
         if len(known) == 1:
@@ -67,53 +83,91 @@ def answer(action: Action, backend: Backend) -> str:
     return "No"
 
 
-def local(action: Action, timers: Timers, now: dt.datetime | None = None) -> str:
-    """Intents the box answers itself: timers, time, date, nevermind, canned responses."""
-    n, slots = action.intent.name, action.intent.slots
-    now = now or dt.datetime.now()
-    if n == "HassGetCurrentTime":
-        return now.strftime("It is %-I:%M %p")
-    if n == "HassGetCurrentDate":
-        return now.strftime("Today is %A, %B %-d")
-    if n == "HassNevermind":
-        return ""
-    if n == "HassRespond":
-        return str(slots.get("response", ""))
-    if n == "HassBroadcast":
-        return f"Broadcasting: {slots.get('message', '')}"
-    if n == "HassStartTimer":
-        seconds = duration(slots)
-        if seconds <= 0:
-            return "How long should the timer be?"
-        timers.start(seconds, slots.get("name"), slots.get("conversation_command"))
-        return f"Timer set for {spoken(seconds)}"
-    if n == "HassCancelAllTimers":
-        found = timers.all()
-        timers.cancel(found)
-        return (
-            f"Cancelled {len(found)} timer{'s' if len(found) != 1 else ''}"
-            if found
-            else "No timers are running"
-        )
-    found = timers.find(slots)
-    if not found:
-        return "No timer is running" if not slots.get("name") else f"There is no {slots['name']} timer"
-    if n == "HassCancelTimer":
-        timers.cancel(found)
-        return "Timer cancelled"
-    if n in ("HassPauseTimer", "HassUnpauseTimer"):
-        timers.pause(found, n == "HassPauseTimer")
-        return "Timer paused" if n == "HassPauseTimer" else "Timer resumed"
-    if n in ("HassIncreaseTimer", "HassDecreaseTimer"):
-        delta = duration(slots) * (1 if n == "HassIncreaseTimer" else -1)
+# A local intent's answer: (the action's slots, the box's timers, now) -> the reply.
+LocalAnswer = Callable[[dict, Timers, dt.datetime], str]
+# An answer about the timers the command means (``Timers.find``), given they exist.
+TimerAnswer = Callable[[dict, Timers, list[Timer]], str]
+
+
+def _about_timers(reply: TimerAnswer) -> LocalAnswer:
+    """``reply`` about the timers the slots mean, or the reply that there are none."""
+
+    def local_answer(slots: dict, timers: Timers, now: dt.datetime) -> str:
+        found = timers.find(slots)
+        if not found:
+            return "No timer is running" if not slots.get("name") else f"There is no {slots['name']} timer"
+        return reply(slots, timers, found)
+
+    return local_answer
+
+
+def _start_timer(slots: dict, timers: Timers, now: dt.datetime) -> str:
+    seconds = duration(slots)
+    if seconds <= 0:
+        return "How long should the timer be?"
+    timers.start(seconds, slots.get("name"), slots.get("conversation_command"))
+    return f"Timer set for {spoken(seconds)}"
+
+
+def _cancel_all_timers(slots: dict, timers: Timers, now: dt.datetime) -> str:
+    found = timers.all()
+    timers.cancel(found)
+    return (
+        f"Cancelled {len(found)} timer{'s' if len(found) != 1 else ''}" if found else "No timers are running"
+    )
+
+
+def _cancel_timer(slots: dict, timers: Timers, found: list[Timer]) -> str:
+    timers.cancel(found)
+    return "Timer cancelled"
+
+
+def _pause_timer(paused: bool) -> TimerAnswer:
+    def pause(slots: dict, timers: Timers, found: list[Timer]) -> str:
+        timers.pause(found, paused)
+        return "Timer paused" if paused else "Timer resumed"
+
+    return pause
+
+
+def _adjust_timer(sign: int) -> TimerAnswer:
+    def adjust(slots: dict, timers: Timers, found: list[Timer]) -> str:
+        delta = duration(slots) * sign
         timers.adjust(found, delta)
         return f"Timer {'increased' if delta > 0 else 'decreased'} by {spoken(abs(delta))}"
-    if n == "HassTimerStatus":
-        return "; ".join(
-            f"{(t.name + ' timer') if t.name else 'Timer'}: {spoken(t.remaining)} left{' (paused)' if t.paused else ''}"
-            for t in found
-        )
-    return f"I can't do {n} yet"
+
+    return adjust
+
+
+def _timer_status(slots: dict, timers: Timers, found: list[Timer]) -> str:
+    return "; ".join(
+        f"{(t.name + ' timer') if t.name else 'Timer'}: {spoken(t.remaining)} left{' (paused)' if t.paused else ''}"
+        for t in found
+    )
+
+
+LOCAL_ANSWERS: dict[str, LocalAnswer] = {
+    c.GET_CURRENT_TIME: lambda slots, timers, now: now.strftime("It is %-I:%M %p"),
+    c.GET_CURRENT_DATE: lambda slots, timers, now: now.strftime("Today is %A, %B %-d"),
+    c.NEVERMIND: lambda slots, timers, now: "",
+    c.RESPOND: lambda slots, timers, now: str(slots.get("response", "")),
+    c.BROADCAST: lambda slots, timers, now: f"Broadcasting: {slots.get('message', '')}",
+    c.START_TIMER: _start_timer,
+    c.CANCEL_ALL_TIMERS: _cancel_all_timers,
+    c.CANCEL_TIMER: _about_timers(_cancel_timer),
+    c.PAUSE_TIMER: _about_timers(_pause_timer(True)),
+    c.UNPAUSE_TIMER: _about_timers(_pause_timer(False)),
+    c.INCREASE_TIMER: _about_timers(_adjust_timer(1)),
+    c.DECREASE_TIMER: _about_timers(_adjust_timer(-1)),
+    c.TIMER_STATUS: _about_timers(_timer_status),
+}
+
+
+def local(action: Action, timers: Timers, now: dt.datetime | None = None) -> str:
+    """Intents the box answers itself: timers, time, date, nevermind, canned responses."""
+    n = action.intent.name
+    unsupported = _about_timers(lambda slots, timers, found: f"I can't do {n} yet")
+    return LOCAL_ANSWERS.get(n, unsupported)(action.intent.slots, timers, now or dt.datetime.now())
 
 
 def relative_volume(action: Action, backend: Backend) -> list[ServiceCall]:

@@ -155,6 +155,9 @@ def test_locks_and_doors_are_marked_for_confirmation(home) -> None:
     assert plan(Intent("HassTurnOn", {"name": "Garage Door"}), home).sensitive
     assert not plan(Intent("HassTurnOn", {"name": "Living Room Blinds"}), home).sensitive
     assert not plan(Intent("HassGetState", {"name": "Front Door"}), home).sensitive  # asking is safe
+    # the confirmation question's verb comes with the plan, never read back out of the reply
+    assert plan(Intent("HassTurnOff", {"name": "Front Door"}), home).verb == "unlock"
+    assert plan(Intent("HassTurnOn", {"name": "Garage Door"}), home).verb == "open"
 
 
 def test_state_survives_a_restart(home, tmp_path) -> None:

@@ -13,6 +13,7 @@ import re
 
 from casavox.export.llm.sampler import Sample
 from casavox.runtime.home import Home
+from casavox.runtime.intents.catalogue import TURN_OFF, TURN_ON
 
 OFF_VERBS = ["kill", "shut off", "cut", "switch off", "power down", "douse", "turn off"]
 ON_VERBS = ["switch on", "fire up", "power up", "put on", "start", "turn on"]
@@ -90,9 +91,9 @@ def asr_noise(text: str, rng: random.Random) -> str:
 
 def augment(sample: Sample, rng: random.Random) -> Sample:
     text = sample.text
-    if sample.intent == "HassTurnOff" and rng.random() < 0.35:
+    if sample.intent == TURN_OFF and rng.random() < 0.35:
         text = re.sub(r"^(turn off|switch off|deactivate|turn)\b", rng.choice(OFF_VERBS), text, count=1)
-    if sample.intent == "HassTurnOn" and rng.random() < 0.25:
+    if sample.intent == TURN_ON and rng.random() < 0.25:
         text = re.sub(r"^(turn on|switch on|activate|turn)\b", rng.choice(ON_VERBS), text, count=1)
     if rng.random() < 0.3:
         text = re.sub(r"\b(\d{1,3})\b", lambda m: number_words(int(m.group(1))), text)

@@ -16,6 +16,7 @@ from casavox.export.llm.augment import NOT_COMMANDS, asr_noise, augment, paraphr
 from casavox.export.llm.homes import random_home
 from casavox.export.llm.sampler import Sample, _plain, sample_command
 from casavox.runtime.home import Home
+from casavox.runtime.intents.catalogue import lookup
 from casavox.runtime.intents.prompt import (
     END,
     PREFIX,
@@ -96,7 +97,7 @@ def build_example(rng: random.Random, intents: Intents) -> Example | None:
     else:
         a = sample_command(rng, intents, home, area)
         b = sample_command(rng, intents, home, area)
-        if a is None or b is None or "Timer" in a.intent + b.intent:
+        if a is None or b is None or lookup(a.intent).is_timer or lookup(b.intent).is_timer:
             return None
         kind, text, labels = "multi", a.text + rng.choice(JOINERS) + b.text, [_label(a), _label(b)]
     return Example(

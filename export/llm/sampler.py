@@ -19,6 +19,7 @@ from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotLi
 from hassil.util import normalize_whitespace
 
 from casavox.runtime.home import Home
+from casavox.runtime.intents.catalogue import GET_STATE, sample_weight
 from casavox.runtime.intents.templates import slot_lists
 
 WILDCARDS = {
@@ -51,37 +52,6 @@ WILDCARDS = {
     "message": ["dinner is ready", "time to go", "the movie is starting", "come downstairs"],
     "zone": ["home", "work", "school"],
 }
-# Relative weights per intent (others 0.7). Measured on Home Assistant's suite with the first adapter
-# (LLM alone 53.5%): state questions (sensors, binary sensors by device class), timers (durations
-# read as names) and media commands failed most, so they get more examples than their share of
-# templates would give them.
-INTENT_WEIGHTS = {
-    "HassTurnOn": 8,
-    "HassTurnOff": 8,
-    "HassLightSet": 5,
-    "HassGetState": 10,
-    "HassClimateSetTemperature": 2,
-    "HassClimateGetTemperature": 1,
-    "HassSetPosition": 2,
-    "HassMediaSearchAndPlay": 4,
-    "HassStartTimer": 4,
-    "HassSetVolume": 2.5,  # "turn the volume down to 90 percent" was read as a step down (12 of 18)
-    "HassVacuumStart": 1,
-    "HassListAddItem": 1.5,
-    "HassShoppingListAddItem": 1,
-    "HassDecreaseTimer": 1.5,
-    "HassIncreaseTimer": 1.5,
-    "HassTimerStatus": 1.5,
-    "HassCancelTimer": 1.2,
-    "HassMediaNext": 1.2,
-    "HassMediaPrevious": 1.2,
-    "HassMediaPause": 1.2,
-    "HassMediaUnpause": 1.2,
-    "HassListCompleteItem": 1.5,
-    "HassShoppingListCompleteItem": 1,
-}
-
-
 # Share of HassGetState's template blocks per domain (the domain the block requires or sets; "None":
 # questions about any entity or any on/off domain, "is the bedroom lamp on?", "how many lights are
 # on?"); see sample_command. Keyed by the required domain alone, "None" also held the ~100 blocks
@@ -91,7 +61,7 @@ INTENT_WEIGHTS = {
 # then got a little more (their questions were still the most missed: 88 of 123 and 29 of 49, adapter
 # of 2026-11-26 18:30).
 BLOCK_SHARES = {
-    "HassGetState": {
+    GET_STATE: {
         "None": 0.26,
         "binary_sensor": 0.28,
         "sensor": 0.22,
@@ -183,7 +153,8 @@ def _satisfiable(data, home: Home) -> bool:
 def sample_command(rng: random.Random, intents: Intents, home: Home, area: str | None) -> Sample | None:
     """One random templated sentence for ``home`` with its Home Assistant label (None if unusable)."""
     names = sorted(intents.intents)
-    intent = intents.intents[rng.choices(names, [INTENT_WEIGHTS.get(n, 0.7) for n in names])[0]]
+    # Intents drawn by their catalogue ``sample_weight`` (the weights and why: runtime/intents/catalogue.py).
+    intent = intents.intents[rng.choices(names, [sample_weight(n) for n in names])[0]]
     # Only template blocks this home can answer. Drawn flat, except HassGetState's: most of its
     # blocks need no particular domain, dozens ask sensors and binary sensors by device class, and a
     # home answers only a few of those, so a flat draw almost never asked a sensor's value. Its

@@ -20,6 +20,7 @@ from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotLi
 
 from casavox.export.llm.dataset import Example
 from casavox.export.llm.sampler import block_domains
+from casavox.runtime.intents.catalogue import lookup
 from casavox.runtime.intents.templates import list_references
 
 # Slots whose values Home Assistant also bounds itself (its intent handlers' schemas).
@@ -105,7 +106,7 @@ def domain_classes(intents: Intents) -> dict[str, list[str]]:
 
 def _kind(intent: str, slot: str, values: list, template: dict[str, Any]) -> dict[str, Any]:
     if slot == "name":
-        return {"kind": "text"} if "Timer" in intent else {"kind": "entity"}
+        return {"kind": lookup(intent).name_kind}  # a timer's own name is text, else an entity's
     if slot in ("area", "floor"):
         return {"kind": slot}
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]

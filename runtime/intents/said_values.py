@@ -28,16 +28,13 @@ from hassil.intents import TextSlotList
 from hassil.sample import sample_expression
 
 from casavox.runtime.home import Home
+from casavox.runtime.intents.catalogue import INTENTS, lookup
 from casavox.runtime.intents.result import Intent
 from casavox.runtime.intents.templates import list_references
 
 # (domain, device_class) a template block is about -> (phrase as lower-case words, slot value)
 Key = tuple[str | None, str | None]
 PhraseTable = dict[Key, tuple[tuple[str, Any], ...]]
-# The slots read back from the words: the state a question asks about (per domain and class) and
-# the kind of media asked for. Slots whose lists name things (areas, entities) are the LLM's and
-# ``places_as_said``'s business, numbers are the grammar's.
-SAID_SLOTS = {"HassGetState": "state", "HassMediaSearchAndPlay": "media_class"}
 # Slots whose words are a name or free text, never a value or place said ("play The Open Road",
 # "play The Office"): their words are left out before the rest of the sentence is read.
 TEXT_SLOTS = ("name", "search_query", "item", "message")
@@ -70,14 +67,24 @@ class SaidValues:
 
     @cached_property
     def classes_asked(self) -> frozenset[tuple[str, str]]:
-        """(domain, device class) pairs that Home Assistant's questions ask about class by class."""
-        table = self.tables.get(("HassGetState", "state"), {})
-        return frozenset((d, c) for d, c in table if d is not None and c is not None)
+        """(domain, device class) pairs that Home Assistant's questions ask about class by class
+        (the keys of the tables of intents whose said values depend on the device asked about)."""
+        return frozenset(
+            (d, c)
+            for (intent, _), table in self.tables.items()
+            if lookup(intent).said_by_device
+            for d, c in table
+            if d is not None and c is not None
+        )
 
     @classmethod
     def from_templates(cls, intents: Intents) -> SaidValues:
+        """The phrase tables of every catalogued intent with a ``said_slot`` (the slots read back
+        from the words: the state a question asks about, per domain and class, and the kind of media
+        asked for). Slots whose lists name things (areas, entities) are the LLM's and
+        ``places_as_said``'s business, numbers are the grammar's."""
         tables: dict[tuple[str, str], PhraseTable] = {}
-        for intent_name, slot in SAID_SLOTS.items():
+        for intent_name, slot in ((d.name, d.said_slot) for d in INTENTS.values() if d.said_slot):
             intent = intents.intents.get(intent_name)
             if intent is None:
                 continue
@@ -111,17 +118,17 @@ _DURATION = re.compile(r"\b(\d+) (hour|minute|second)s?\b")
 _FRACTION = re.compile(r"\d\s*[/.]\s*\d|\bhalf\b|\bquarter\b")
 # "a 5 minute timer", "the 1 hour and 30 second timer", "my timer for 1 hour": which timer is meant
 _NAMES_TIMER = re.compile(r"^(?: (?:and )?\d+ (?:hour|minute|second)s?)* timers?\b")
-# Intents that change a timer by an amount (hours/minutes/seconds); the other timer intents only
-# name a timer by its starting duration (start_hours...).
-AMOUNT_INTENTS = {"HassStartTimer", "HassIncreaseTimer", "HassDecreaseTimer"}
 
 
 def durations_said(intent: Intent, text: str) -> dict[str, Any]:
     """A timer intent's duration slots as the words say them ({} where they say none, or say a
     fraction or the same unit twice); a unit the answer has but the words do not say is None
     (dropped). Which duration names the timer and which is the amount follows the words ("remove
-    5 minutes from the 1 hour timer"); a new timer's duration is all amount."""
-    if "Timer" not in intent.name or _FRACTION.search(text):
+    5 minutes from the 1 hour timer"); a new timer's duration is all amount (``IntentDef.durations``: the intents that change a timer by
+    an amount of hours/minutes/seconds, the others that only name a timer by its starting duration,
+    start_hours...)."""
+    role = lookup(intent.name).durations
+    if not role or _FRACTION.search(text):
         return {}
     words = plain_words(text)
     amount: dict[str, int] = {}
@@ -129,7 +136,7 @@ def durations_said(intent: Intent, text: str) -> dict[str, Any]:
     for m in _DURATION.finditer(words):
         unit = UNITS[m.group(2)]
         names_timer = bool(_NAMES_TIMER.match(words[m.end() :])) or words[: m.start()].endswith("timer for ")
-        if intent.name == "HassStartTimer" or (intent.name in AMOUNT_INTENTS and not names_timer):
+        if role == "new" or (role == "change" and not names_timer):
             found, slot = amount, unit
         else:
             found, slot = start, f"start_{unit}"
@@ -160,7 +167,7 @@ def _said(phrases: tuple[tuple[str, Any], ...], said: str) -> set[Any]:
 
 
 def values_said(intent: Intent, home: Home, text: str, said_values: SaidValues) -> dict[str, Any]:
-    """The slots of ``intent`` whose value the text says (``SAID_SLOTS``, the device class a
+    """The slots of ``intent`` whose value the text says (``IntentDef.said_slot``, the device class a
     question's words pin down, a timer's durations), with that value (None: a slot to drop); empty
     where the words leave it open.
 
@@ -169,9 +176,10 @@ def values_said(intent: Intent, home: Home, text: str, said_values: SaidValues) 
     the domain and class in the answer. Where the answer's class has no phrase in the text but
     exactly one other class of the same thing does ("is the phone charging?" answered as a
     connectivity sensor), that class is the one asked about."""
-    if "Timer" in intent.name:
+    definition = lookup(intent.name)
+    if definition.is_timer:
         return durations_said(intent, text)
-    slot = SAID_SLOTS.get(intent.name)
+    slot = definition.said_slot
     table = said_values.tables.get((intent.name, slot or ""))
     if not slot or not table:
         return {}
@@ -181,7 +189,7 @@ def values_said(intent: Intent, home: Home, text: str, said_values: SaidValues) 
     def phrases(key: Key) -> tuple[tuple[str, Any], ...]:
         return table.get(key) or table.get((key[0], None)) or ()
 
-    if intent.name != "HassGetState":
+    if not definition.said_by_device:
         values = _said(tuple(p for ps in table.values() for p in ps), said)
         return {slot: values.pop()} if len(values) == 1 else {}
 

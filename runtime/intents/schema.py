@@ -14,45 +14,31 @@ from __future__ import annotations
 from typing import Any
 
 from casavox.runtime.home import Home
+from casavox.runtime.intents.catalogue import lookup
 from casavox.runtime.intents.prompt import slot_rank
 
 MAX_INTENTS = 3  # "turn off the kitchen lights and lock the front door": at most three per sentence
-# Intents that only make sense for some domains (Home Assistant's intent handlers filter the same
-# way): the grammar offers them only those entities, so a misheard "walk the front door" cannot
-# become "start vacuuming the front door lock".
-INTENT_DOMAINS = {
-    "HassLightSet": {"light"},
-    "HassVacuumStart": {"vacuum"},
-    "HassVacuumReturnToBase": {"vacuum"},
-    "HassClimateSetTemperature": {"climate"},
-    "HassClimateGetTemperature": {"climate", "sensor"},
-    "HassSetPosition": {"cover", "valve"},
-    "HassMediaPause": {"media_player"},
-    "HassMediaUnpause": {"media_player"},
-    "HassMediaNext": {"media_player"},
-    "HassMediaPrevious": {"media_player"},
-    "HassSetVolume": {"media_player"},
-    "HassSetVolumeRelative": {"media_player"},
-    "HassMediaPlayerMute": {"media_player"},
-    "HassMediaPlayerUnmute": {"media_player"},
-    "HassLawnMowerStartMowing": {"lawn_mower"},
-    "HassLawnMowerDock": {"lawn_mower"},
-    "HassMediaSearchAndPlay": {"media_player"},
-    "HassListAddItem": {"todo"},
-    "HassListCompleteItem": {"todo"},
-}
 
 
-# Home Assistant's templates name "all" only in on/off commands over a domain ("turn off all the
-# fans" -> name "all", domain fan); offering it elsewhere let the LLM answer "pause the living room
-# media player" with name "all" (measured on the suite), which Home Assistant never does.
-ALL_NAME_INTENTS = {"HassTurnOn", "HassTurnOff"}
+def intent_domains(intent: str | None) -> frozenset[str] | None:
+    """The domains an intent may act on (``IntentDef.domains``), None for any. Home Assistant's intent
+    handlers filter the same way: the grammar offers an intent only those entities, so a misheard
+    "walk the front door" cannot become "start vacuuming the front door lock"."""
+    return lookup(intent).domains or None if intent is not None else None
+
+
+def takes_all(intent: str | None) -> bool:
+    """Whether the name "all" is offered. Home Assistant's templates name "all" only in on/off
+    commands over a domain ("turn off all the fans" -> name "all", domain fan; ``over_domain``);
+    offering it elsewhere let the LLM answer "pause the living room media player" with name "all"
+    (measured on the suite), which Home Assistant never does."""
+    return intent is None or lookup(intent).over_domain
 
 
 def _names(home: Home, intent: str | None = None) -> list[str]:
-    domains = INTENT_DOMAINS.get(intent or "")
+    domains = intent_domains(intent)
     names = {n for e in home.exposed if domains is None or e.domain in domains for n in e.names}
-    return sorted(names | ({"all"} if intent is None or intent in ALL_NAME_INTENTS else set()))
+    return sorted(names | ({"all"} if takes_all(intent) else set()))
 
 
 def slot_schema(kind: dict[str, Any], home: Home, intent: str | None = None) -> dict[str, Any] | None:
@@ -136,7 +122,7 @@ def _consistent_slots(
             if schema is not None:
                 common[slot] = schema
     spec_domains = set(slots["domain"]["values"])
-    allowed = INTENT_DOMAINS.get(intent)
+    allowed = intent_domains(intent)
     has_class, state_kind = "device_class" in slots, slots.get("state")
 
     groups: dict[tuple[str, str | None], set[str]] = {}
@@ -156,7 +142,7 @@ def _consistent_slots(
         options.append(_object(properties, ("name",)))
 
     nameless = dict(common)
-    if intent in ALL_NAME_INTENTS:
+    if takes_all(intent):
         nameless["name"] = {"const": "all"}
     home_classes: dict[str, set[str]] = {}
     for e in home.exposed:
