@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from casavox.edge_app.assistant import Assistant
 from casavox.edge_app.backends import Backend
 from casavox.edge_app.config import Config
 from casavox.edge_app.state_store import StateStore
@@ -68,6 +69,18 @@ def load_pipeline(config: Config, home: Home):
     )
 
 
+def build_assistant(config: Config, home: Home, pipeline, backend: Backend, store: StateStore) -> Assistant:
+    """The conversation turn for a config: the one object every adapter wraps."""
+    return Assistant(
+        home=home,
+        understand=pipeline.parse,
+        backend=backend,
+        timers=Timers(store),
+        safety=config.safety,
+        area=config.area or None,
+    )
+
+
 def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
     """(daemon, state store); ``pipeline`` reuses already loaded models (tests, benchmarks)."""
     from casavox.edge_app.daemon import Daemon
@@ -94,10 +107,8 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         speaker = PiperSpeaker()
     return Daemon(
         config=config,
-        home=home,
         pipeline=pipeline,
-        backend=backend,
-        timers=Timers(store),
+        assistant=build_assistant(config, home, pipeline, backend, store),
         vad=SileroVad.load(),
         log=open_log(config),
         metrics=metrics,

@@ -22,61 +22,47 @@ from typing import TextIO
 
 import numpy as np
 
-from casavox.edge_app.actions import Action, plan
+from casavox.edge_app.assistant import Assistant, Turn, confirmation
 from casavox.edge_app.backends import Backend
 from casavox.edge_app.config import Config
 from casavox.edge_app.endpointing import Endpointer, Event
-from casavox.edge_app.execute import Outcome, execute
-from casavox.edge_app.pipeline import SpeechPipeline, Understanding, normalize
-from casavox.edge_app.timers import Timers
+from casavox.edge_app.pipeline import SpeechPipeline, Understanding
 from casavox.runtime.audio.io import SAMPLE_RATE
 from casavox.runtime.audio.vad import FRAME, SileroVad
 from casavox.runtime.home import Home
 
 log = logging.getLogger(__name__)
 
-YES = {"yes", "yeah", "yep", "sure", "confirm", "confirmed", "do it", "go ahead", "ok", "okay", "yes please"}
-NO = {"no", "nope", "cancel", "stop", "don't", "do not", "never mind", "no thanks"}
-
 
 class Shutdown(BaseException):
     """Raised by the signal handler while the loop waits for audio."""
 
 
-def confirmation(text: str) -> str | None:
-    """'yes' / 'no' when the utterance is an answer to "are you sure?", else None."""
-    words = normalize(text)
-    if words in YES or any(words.startswith(y + " ") for y in ("yes", "yeah", "yep", "sure")):
-        return "yes"
-    if words in NO or words.startswith("no "):
-        return "no"
-    return None
-
-
-@dataclass
-class Pending:
-    actions: list[Action]
-    expires: float
-
-
 @dataclass
 class Daemon:
+    """The microphone/stream adapter around :class:`Assistant`: frames in, one turn per utterance."""
+
     config: Config
-    home: Home
     pipeline: SpeechPipeline
-    backend: Backend
-    timers: Timers
+    assistant: Assistant
     vad: SileroVad
     log: TextIO | None = None
     metrics: object | None = None
     speaker: object | None = None  # casavox.runtime.tts.PiperSpeaker for spoken replies
-    pending: Pending | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     armed_until: float = 0.0
     records: list[dict] = field(default_factory=list)
     keep_records: bool = False
     on_record: object | None = None  # callable(record) after each utterance (the demo prints it)
     _busy: bool = False
+
+    @property
+    def backend(self) -> Backend:
+        return self.assistant.backend
+
+    @property
+    def home(self) -> Home:
+        return self.assistant.home
 
     # ---- the conversation -------------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -88,61 +74,20 @@ class Daemon:
 
             speak(self.speaker, text, self.config.reply.say_to or None, self.config.reply.speak)
 
-    def _run_actions(self, actions: list[Action]) -> list[Outcome]:
-        return [execute(a, self.backend, self.timers) for a in actions]
-
-    def respond(self, heard: Understanding) -> tuple[str, list[Outcome], str]:
-        """(reply, outcomes, outcome label) for one understood utterance."""
-        now = time.monotonic()
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            if now <= pending.expires:
-                answer = confirmation(heard.text)
-                if answer == "yes":
-                    outcomes = self._run_actions(pending.actions)
-                    return "; ".join(o.reply for o in outcomes if o.reply), outcomes, "confirmed"
-                if answer == "no":
-                    return "Okay, I won't", [], "cancelled"
-            # anything else (or too late): the question lapses and this is a new command
-        result = heard.result
-        if result is None or not result.understood:
-            return (
-                ("Sorry, I didn't understand that" if result is not None else ""),
-                [],
-                ("not_understood" if result is not None else heard.skipped.replace(" ", "_")),
-            )
-        actions = [plan(i, self.home, self.config.area or None) for i in result.intents]
-        now_actions = [a for a in actions if not a.sensitive]
-        held = [a for a in actions if a.sensitive]
-        outcomes = self._run_actions(now_actions)
-        replies = [o.reply for o in outcomes if o.reply]
-        label = "acted" if all(o.delivered for o in outcomes) else "failed"
-        if held:
-            names = " and ".join(e.name for a in held for e in a.sensitive)
-            if self.config.safety.confirm == "allow":
-                outcomes += self._run_actions(held)
-                replies += [o.reply for o in outcomes[len(now_actions) :] if o.reply]
-            elif self.config.safety.confirm == "refuse":
-                replies.append(f"For safety, {names} can't be changed by voice")
-                label = "refused"
-            else:
-                self.pending = Pending(held, now + self.config.safety.confirm_timeout_s)
-                verb = held[0].reply.split(" ", 1)[0].lower() if held[0].reply else "change"
-                verb = {"locked": "lock", "unlocked": "unlock", "opened": "open", "closed": "close"}.get(
-                    verb, "change"
-                )
-                replies.append(f"Are you sure you want to {verb} the {names}?")
-                label = "asked"
-        return "; ".join(replies), outcomes, label
+    def respond(self, heard: Understanding) -> Turn | None:
+        """The turn for one understood utterance; None when there was nothing to parse."""
+        if heard.result is None and heard.skipped != "answer":
+            return None  # silence, no wake word: nothing was said to the box
+        return self.assistant.handle(heard.text, self.config.area or None, heard.result)
 
     # ---- one utterance ----------------------------------------------------------------
     def _accepting_without_wake(self) -> tuple[str, ...]:
-        if self.pending is not None or time.monotonic() < self.armed_until:
+        if self.assistant.awaiting_answer() or time.monotonic() < self.armed_until:
             return ()  # answering a question, or push-to-talk: no wake word needed
         return self.config.wake.words
 
     def understand(self, audio: np.ndarray) -> Understanding:
-        answer = (lambda text: confirmation(text) is not None) if self.pending is not None else None
+        answer = (lambda text: confirmation(text) is not None) if self.assistant.awaiting_answer() else None
         return self.pipeline.understand(
             audio, self.config.area or None, self._accepting_without_wake(), answer
         )
@@ -152,8 +97,11 @@ class Daemon:
     ) -> dict:
         self._busy = True
         try:
-            reply, outcomes, label = self.respond(heard)
+            turn = self.respond(heard)
             t_act = time.monotonic()
+            outcomes = turn.outcomes if turn is not None else []
+            reply = turn.reply if turn is not None else ""
+            label = turn.outcome if turn is not None else heard.skipped.replace(" ", "_")
             timings["action_ms"] = sum(o.action_ms for o in outcomes)
             if t_voiced is not None:
                 timings["eos_to_action_ms"] = (t_act - t_voiced) * 1e3
@@ -188,16 +136,16 @@ class Daemon:
     def _safe_early(self, heard: Understanding) -> bool:
         """Early action only for a complete, confident command that needs no confirmation."""
         r = heard.result
-        if r is None or not r.understood or self.pending is not None:
+        if r is None or not r.understood or self.assistant.pending is not None:
             return False
         if r.source != "template" and r.confidence < 0.9:
             return False
-        return not any(plan(i, self.home, self.config.area or None).sensitive for i in r.intents)
+        return not self.assistant.needs_confirmation(r, self.config.area or None)
 
     # ---- the loop -----------------------------------------------------------------------
     def _check_timers(self) -> None:
         try:
-            for t in self.timers.due():
+            for t in self.assistant.timers.due():
                 self._say(f"{t.name + ' timer' if t.name else 'Timer'} done")
         except Exception as exc:  # noqa: BLE001 - a locked state file must not stop listening
             log.warning("timers unavailable: %s", exc)

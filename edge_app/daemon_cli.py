@@ -130,6 +130,32 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_handle(args: argparse.Namespace) -> int:
+    """Sentences as text through one conversation turn each, acting on the configured backend."""
+    from casavox.edge_app.app import build_assistant, load_pipeline, open_backend
+    from casavox.edge_app.config import load_config
+    from casavox.edge_app.state_store import StateStore
+    from casavox.runtime.home import load_home
+
+    config = load_config(args.config, _overrides(args))
+    home = load_home(config.home)
+    store = StateStore.open(config.state_path, config.state_lock_timeout_s)
+    backend = open_backend(config, home, store)
+    try:
+        assistant = build_assistant(config, home, load_pipeline(config, home), backend, store)
+        for text in args.text:  # a later sentence may answer an earlier one's question ("yes")
+            turn = assistant.handle(text)
+            print(
+                json.dumps(turn.to_json(), ensure_ascii=False)
+                if args.json
+                else turn.reply or "(nothing to say)"
+            )
+    finally:
+        backend.close()
+        store.close()
+    return 0
+
+
 def cmd_serve_wyoming(args: argparse.Namespace) -> int:
     from casavox.edge_app.config import load_config
     from casavox.edge_app.wyoming_server import serve
@@ -181,6 +207,17 @@ def add_commands(sub) -> None:
     p.add_argument("--log", metavar="FILE", help='JSON lines per utterance ("-" stdout, "" off)')
     p.add_argument("--metrics", type=int, metavar="PORT", help="Prometheus endpoint on 127.0.0.1:PORT")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("handle", help="sentences as text: understand, act on the home, reply")
+    p.add_argument("text", nargs="+", help='one or more sentences, e.g. "turn off the kitchen lights"')
+    p.add_argument("--bundle", help="bundle folder (default as for run)")
+    _common(p)
+    p.add_argument("--area", help="the area the speaker is in")
+    p.add_argument("--backend", choices=["sim", "mqtt", "hass"])
+    p.add_argument("--no-llm", action="store_true", help="templates only")
+    p.add_argument("--confirm", choices=["ask", "refuse", "allow"], help="policy for locks/doors")
+    p.add_argument("--json", action="store_true", help="one JSON turn per sentence")
+    p.set_defaults(func=cmd_handle)
 
     p = sub.add_parser("devices", help="list audio input devices")
     p.set_defaults(func=cmd_devices)

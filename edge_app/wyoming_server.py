@@ -36,8 +36,8 @@ from wyoming.intent import Intent as WyIntent
 from wyoming.intent import NotRecognized, Recognize
 from wyoming.server import AsyncEventHandler, AsyncServer
 
-from casavox.edge_app.actions import plan
-from casavox.edge_app.execute import execute
+from casavox.edge_app.assistant import Assistant
+from casavox.edge_app.pipeline import SpeechPipeline
 from casavox.runtime.audio.io import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,14 @@ def describe(version: str = "0.1.0") -> Info:
 
 @dataclass
 class Services:
-    """What every connection shares: the models, the home, the backend, the timers."""
+    """What every connection shares: the speech models and the one conversation turn."""
 
-    pipeline: object
-    home: object
-    backend: object
-    timers: object
-    area: str | None = None
+    pipeline: SpeechPipeline
+    assistant: Assistant
+
+    @property
+    def area(self) -> str | None:
+        return self.assistant.area
 
 
 class CasavoxHandler(AsyncEventHandler):
@@ -147,30 +148,16 @@ class CasavoxHandler(AsyncEventHandler):
             entities = [WyEntity(name=k, value=v) for k, v in intent.slots.items()]
             await self.write_event(WyIntent(name=intent.name, entities=entities, text=recognize.text).event())
             return True
-        if Transcript.is_type(event.type):  # handle: understand and act
+        if Transcript.is_type(event.type):  # handle: one turn, acted on the configured backend
             transcript = Transcript.from_event(event)
             area = (transcript.context or {}).get("area") or self.area
-            reply, ok = await self._run(self._handle, transcript.text, area)
-            await self.write_event((Handled(text=reply) if ok else NotHandled(text=reply)).event())
+            # Wyoming's handle has no follow-up question: "ask" refuses instead (Assistant.handle)
+            turn = await self._run(partial(s.assistant.handle, can_ask=False), transcript.text, area)
+            await self.write_event(
+                (Handled(text=turn.reply) if turn.handled else NotHandled(text=turn.reply)).event()
+            )
             return True
         return True
-
-    def _handle(self, text: str, area: str | None) -> tuple[str, bool]:
-        s = self.services
-        result = s.pipeline.parse(text, area)
-        if not result.understood:
-            return "Sorry, I didn't understand that", False
-        outcomes = []
-        for intent in result.intents:
-            action = plan(intent, s.home, area)
-            if action.sensitive:
-                # no spoken back-and-forth over this protocol: Home Assistant confirms on its side
-                return (
-                    f"For safety, {', '.join(e.name for e in action.sensitive)} can't be changed this way",
-                    False,
-                )
-            outcomes.append(execute(action, s.backend, s.timers))
-        return "; ".join(o.reply for o in outcomes if o.reply), all(o.delivered for o in outcomes)
 
 
 async def run_server(services: Services, uri: str) -> None:
@@ -179,16 +166,15 @@ async def run_server(services: Services, uri: str) -> None:
 
 def serve(config, uri: str) -> int:
     """Load everything once and serve until interrupted."""
-    from casavox.edge_app.app import load_pipeline, open_backend
+    from casavox.edge_app.app import build_assistant, load_pipeline, open_backend
     from casavox.edge_app.state_store import StateStore
-    from casavox.edge_app.timers import Timers
     from casavox.runtime.home import load_home
 
     home = load_home(config.home)
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
     pipeline = load_pipeline(config, home)
-    services = Services(pipeline, home, backend, Timers(store), config.area or None)
+    services = Services(pipeline, build_assistant(config, home, pipeline, backend, store))
     log.info("Wyoming server on %s", uri)
     try:
         asyncio.run(run_server(services, uri))
