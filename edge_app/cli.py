@@ -209,12 +209,17 @@ def cmd_eval_intents(args: argparse.Namespace) -> int:
                     "accuracy": report.accuracy,
                     "sentences": len(report.outcomes),
                     "per_file": {f: {"correct": c, "total": t} for f, (c, t) in report.per_file().items()},
+                    "verdicts_per_file": report.verdicts("file"),
+                    "verdicts_per_kind": report.verdicts("kind"),
+                    "commands": report.rates(commands=True),
+                    "non_commands": report.rates(commands=False),
                     "latency": report.latency(),
                     "failures": [
                         {
                             "file": o.case.file,
                             "sentence": o.case.sentence,
-                            "expected": {"name": o.case.intent, "slots": o.case.slots},
+                            "expected": {"name": o.case.intent or "nothing", "slots": o.case.slots},
+                            "verdict": o.verdict,
                             "got": o.got.to_json(),
                         }
                         for o in failures
@@ -225,8 +230,13 @@ def cmd_eval_intents(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    for f, (c, t) in report.per_file().items():
-        print(f"{c:4d}/{t:<4d} {c / t:6.1%}  {f}")
+    print(f"{'exact':>11} {'wrong act':>9} {'wrong ans':>9} {'not und.':>8}  file")
+    for f, row in report.verdicts(args.by).items():
+        t = sum(row.values())
+        print(
+            f"{row['exact']:4d}/{t:<4d}{row['exact'] / t:4.0%} {row['wrong_action']:9d} {row['wrong_answer']:9d} "
+            f"{row['not_understood']:8d}  {f}"
+        )
     for path, lat in report.latency().items():
         print(
             f"path {path}: {lat['n']} sentences, median {lat['median_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms"
@@ -234,8 +244,15 @@ def cmd_eval_intents(args: argparse.Namespace) -> int:
     for o in failures[: args.show]:
         got = "; ".join(f"{i.name} {i.slots}" for i in o.got.intents) or f"not understood ({o.got.reason})"
         print(
-            f"FAIL {o.case.file}: {o.case.sentence!r}\n     expected {o.case.intent} {o.case.slots}\n     got      {got}"
+            f"{o.verdict.upper()} {o.case.file}: {o.case.sentence!r}\n"
+            f"     expected {o.case.intent or 'nothing'} {o.case.slots}\n     got      {got}"
         )
+    for label, rates in (("commands", report.rates(True)), ("non-commands", report.rates(False))):
+        if rates["n"]:
+            print(
+                f"{label}: {rates['n']}, exact {rates['exact']:.1%}, wrong action {rates['wrong_action']:.1%}, "
+                f"wrong answer {rates['wrong_answer']:.1%}, not understood {rates['not_understood']:.1%}"
+            )
     print(f"accuracy: {report.accuracy:.1%} ({len(report.outcomes) - len(failures)}/{len(report.outcomes)})")
     return 0
 
@@ -377,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--show", type=int, default=30, help="failures to print (default 30)")
+    p.add_argument("--by", choices=["file", "kind"], default="file", help="rows per file or per intent/kind")
     _intent_args(p)
     p.set_defaults(func=cmd_eval_intents)
 

@@ -14,6 +14,17 @@ harnesses judge them (home-assistant/intents ``tests/``):
 A sentence passes when the intent name is right and the slots agree the way Home Assistant checks
 them: every slot we produced is expected (a list of expected values accepts any of them), and every
 expected slot is produced.
+
+casavox's own held-out files (``tests/data/heldout_*.yaml``) add non-commands: a test with
+``expect: nothing`` (and a ``kind``: small talk, absent device, injection, ...) passes when nothing
+would be done. Every sentence gets one verdict, since a wrong action is worse than "not understood":
+
+- ``exact``: the expected intent and slots (for a non-command: nothing that changes the home);
+- ``wrong_action``: something would change the home that the words did not mean (another entity,
+  room, action or value, or any change at all for a non-command), judged by planning the answer on
+  the test's home exactly as the daemon would (a lock or door it would ask about counts too);
+- ``wrong_answer``: understood as something else that changes nothing (a question answered wrongly);
+- ``not_understood``: the engine said so.
 """
 
 from __future__ import annotations
@@ -28,17 +39,26 @@ from typing import Any
 import yaml
 
 from casavox.runtime.home import Home, home_from_dict, load_home
+from casavox.runtime.intents.catalogue import lookup
 from casavox.runtime.intents.result import Intent, IntentResult
+
+NOTHING = ""  # Case.intent of a non-command (``expect: nothing``)
+VERDICTS = ("exact", "wrong_action", "wrong_answer", "not_understood")
 
 
 @dataclass(frozen=True)
 class Case:
     file: str
     sentence: str
-    intent: str
+    intent: str  # NOTHING for a non-command
     slots: dict[str, Any]
     area: str | None  # context area (the room the speaker is in)
     context_area_slot: bool = False  # an area slot equal to ``area`` came from context: not judged
+    kind: str = ""  # a non-command's kind (small_talk, injection, ...), else the intent name
+
+    @property
+    def command(self) -> bool:
+        return self.intent != NOTHING
 
 
 @dataclass
@@ -46,6 +66,7 @@ class Outcome:
     case: Case
     got: IntentResult
     ok: bool
+    verdict: str = ""  # one of VERDICTS
 
 
 @dataclass
@@ -55,6 +76,22 @@ class Report:
     @property
     def accuracy(self) -> float:
         return sum(o.ok for o in self.outcomes) / max(1, len(self.outcomes))
+
+    def verdicts(self, by: str = "file") -> dict[str, dict[str, int]]:
+        """Counts of each verdict per ``file`` or per ``kind`` (intent name / non-command kind)."""
+        out: dict[str, dict[str, int]] = {}
+        for o in self.outcomes:
+            key = o.case.file if by == "file" else (o.case.kind or o.case.intent)
+            row = out.setdefault(key, dict.fromkeys(VERDICTS, 0))
+            row[o.verdict] += 1
+        return dict(sorted(out.items()))
+
+    def rates(self, commands: bool | None = None) -> dict[str, float]:
+        """Share of each verdict over the commands (True), the non-commands (False) or all (None)."""
+        chosen = [o for o in self.outcomes if commands is None or o.case.command == commands]
+        return {v: sum(o.verdict == v for o in chosen) / max(1, len(chosen)) for v in VERDICTS} | {
+            "n": len(chosen)
+        }
 
     def per_file(self) -> dict[str, tuple[int, int]]:
         out: dict[str, list[int]] = {}
@@ -101,6 +138,8 @@ def slots_match(expected: dict[str, Any], got: dict[str, Any]) -> bool:
 
 
 def intent_matches(case: Case, intents: list[Intent]) -> bool:
+    if not case.command:
+        return False
     if len(intents) != 1 or intents[0].name != case.intent:
         return False
     slots = dict(intents[0].slots)
@@ -133,13 +172,23 @@ def _cases(path: Path, root: Path, data: dict, combination: bool, context_area_s
     cases = []
     for test in data.get("tests") or []:
         intent = test.get("intent") or {}
-        name = intent.get("name") or folder_intent or path.stem.rsplit("_", 1)[-1]
-        slots = intent.get("slots", test.get("slots")) or {}
+        nothing = test.get("expect") == "nothing"
+        name = NOTHING if nothing else intent.get("name") or folder_intent or path.stem.rsplit("_", 1)[-1]
+        slots = {} if nothing else intent.get("slots", test.get("slots")) or {}
         context = intent.get("context", test.get("context")) or {}
         area = CONTEXT_AREA if combination else context.get("area")
+        kind = str(test.get("kind") or "") if nothing else name
         for sentence in test.get("sentences") or []:
             cases.append(
-                Case(str(path.relative_to(root)), str(sentence), name, dict(slots), area, context_area_slot)
+                Case(
+                    str(path.relative_to(root)),
+                    str(sentence),
+                    name,
+                    dict(slots),
+                    area,
+                    context_area_slot,
+                    kind,
+                )
             )
     return cases
 
@@ -185,6 +234,33 @@ def load_suite(tests: Path, fixtures: Path | None = None) -> list[tuple[Home, li
 Engine = Callable[[str, str | None], IntentResult]
 
 
+def changes_the_home(intents: list[Intent], home: Home, area: str | None) -> bool:
+    """Whether doing ``intents`` would change anything (a device, a list, a timer), planned as the
+    daemon plans them; a lock or door it would first ask about counts as a change."""
+    from casavox.edge_app.actions import plan
+
+    for intent in intents:
+        action = plan(intent, home, area)
+        if action.error:
+            continue
+        if action.kind == "control" and (action.calls or action.volume_step is not None):
+            return True
+        if action.kind == "local" and lookup(intent.name).changes_home:  # timers, a broadcast
+            return True
+    return False
+
+
+def judge(case: Case, got: IntentResult, home: Home) -> str:
+    """The verdict for one sentence (see the module docstring)."""
+    if case.command and intent_matches(case, got.intents):
+        return "exact"
+    if not got.understood:
+        return "exact" if not case.command else "not_understood"
+    if changes_the_home(got.intents, home, case.area):
+        return "wrong_action"
+    return "exact" if not case.command else "wrong_answer"
+
+
 def evaluate(groups: list[tuple[Home, list[Case]]], engine_for: Callable[[Home], Engine]) -> Report:
     report = Report()
     for home, cases in groups:
@@ -193,5 +269,6 @@ def evaluate(groups: list[tuple[Home, list[Case]]], engine_for: Callable[[Home],
             t0 = time.perf_counter()
             got = engine(case.sentence, case.area)
             got.timings_ms.setdefault("total_ms", (time.perf_counter() - t0) * 1e3)
-            report.outcomes.append(Outcome(case, got, intent_matches(case, got.intents)))
+            verdict = judge(case, got, home)
+            report.outcomes.append(Outcome(case, got, verdict == "exact", verdict))
     return report

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz
 
 from casavox.runtime.home import Home
+from casavox.runtime.intents.catalogue import lookup
+from casavox.runtime.intents.grounding import Grounding, not_a_command_reply, ungrounded_reply
 from casavox.runtime.intents.prompt import slot_spans
 from casavox.runtime.intents.result import Intent, IntentResult
 from casavox.runtime.intents.said_values import SaidValues, plain_words, values_said, words_outside
@@ -52,16 +54,12 @@ SAID_SIMILARITY = 80  # rapidfuzz ratio: "kichen"/"kitchen" 92, "office"/"off" 6
 
 
 def unknown_references(intent: Intent, home: Home) -> list[str]:
-    """Names in the intent that the home does not expose (must be empty to act)."""
+    """Names in the intent that the home does not expose (must be empty to act); the name of an
+    intent whose name is not an entity's (``IntentDef.name_checked``: a timer's, a list's) is not."""
     bad = []
     names = {n.casefold() for e in home.exposed for n in e.names} | {"all"}
     name = intent.slots.get("name")
-    if (
-        isinstance(name, str)
-        and "Timer" not in intent.name
-        and "List" not in intent.name
-        and name.casefold() not in names
-    ):
+    if isinstance(name, str) and lookup(intent.name).name_checked and name.casefold() not in names:
         bad.append(f"name '{name}'")
     area = intent.slots.get("area")
     if isinstance(area, str) and home.area(area) is None:
@@ -115,10 +113,11 @@ def places_as_said(
     the lights in the kichen" (a misheard place) keeps the LLM's Kitchen rather than becoming every
     light in the home."""
     s = dict(intent.slots)
+    definition = lookup(intent.name)
     named = isinstance(s.get("name"), str) and s["name"] != "all"
     whole_home = bool(WHOLE_HOME.search(text))
     speakers = here is not None and intent.name in context_intents  # the speaker's area may apply
-    may_drop = named or intent.name == "HassGetState" or whole_home or speakers
+    may_drop = named or definition.drops_unsaid_places or whole_home or speakers
     said = words_outside(text, s)
     for slot, find in (("area", home.area), ("floor", home.floor)):
         value = s.get(slot)
@@ -143,13 +142,12 @@ def places_as_said(
         speakers
         and not whole_home
         and not any(k in s for k in ("name", "area", "floor"))
-        and (intent.name not in ("HassTurnOn", "HassTurnOff") or "domain" in s)
+        and (not definition.over_domain or "domain" in s)
     ):
         s["area"] = here
     return intent if s == intent.slots else Intent(intent.name, s)
 
 
-NAMED_INTENTS = {"HassTurnOn", "HassTurnOff", "HassGetState"}
 # "are any gas sensors on?", "which doors are locked?": about a set of devices, never the one device
 # whose name is a word of it (the fixture home's binary sensor named "Gas"; measured on the suite).
 SET_WORDS = re.compile(r"\b(?:any|all|every|each|which|how many)\b", re.IGNORECASE)
@@ -165,9 +163,11 @@ def prefer_named_entity(
     templates then carry the name alone for on/off and the name, domain and state for a question,
     and the device class too where its question templates are per class (``classes_asked``, the
     (domain, class) pairs of ``SaidValues.classes_asked``: "is the pet door open?" is a door-class
-    binary sensor). Not where the text is about a set of devices (``SET_WORDS``)."""
+    binary sensor). Not where the text is about a set of devices (``SET_WORDS``). Which intents, and
+    the slots kept with the name, is ``IntentDef.keeps_with_name``."""
     s = intent.slots
-    if intent.name not in NAMED_INTENTS or "name" in s or "domain" not in s or SET_WORDS.search(text):
+    definition = lookup(intent.name)
+    if not definition.keeps_with_name or "name" in s or "domain" not in s or SET_WORDS.search(text):
         return intent
     said = f" {plain_words(text)} "
     found: dict[str, int] = {}  # entity name -> longest of its names in the text
@@ -184,8 +184,8 @@ def prefer_named_entity(
     best = [n for n, length in found.items() if length == longest]
     if len(best) != 1:
         return intent  # two devices fit equally well: leave the answer as it is
-    keep = ("area", "floor", "domain", "state") if intent.name == "HassGetState" else ("area", "floor")
-    if intent.name == "HassGetState" and (s["domain"], s.get("device_class")) in classes_asked:
+    keep = definition.keeps_with_name
+    if definition.said_by_device and (s["domain"], s.get("device_class")) in classes_asked:
         keep += ("device_class",)
     return Intent(intent.name, {"name": best[0], **{k: v for k, v in s.items() if k in keep}})
 
@@ -203,6 +203,7 @@ class IntentEngine:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     context_intents: frozenset[str] = frozenset()  # see places_as_said
     said_values: SaidValues = field(default_factory=SaidValues)  # see values_said
+    grounding: Grounding | None = None  # None: answers are not checked against the words (studies only)
 
     @classmethod
     def build(
@@ -222,6 +223,7 @@ class IntentEngine:
             min_confidence,
             context_area_intents(templates.intents),
             SaidValues.from_templates(templates.intents),
+            Grounding(home),
         )
 
     def parse(
@@ -251,6 +253,12 @@ class IntentEngine:
                 if not bad:
                     return done(found)
             timings["template_ms"] = (time.perf_counter() - t0) * 1e3
+        # Whatever Home Assistant's templates match is a command by Home Assistant's own definition;
+        # past them, text that is no command for this box never reaches the model (grounding.py).
+        refused = self.grounding.refuse_text(text) if self.grounding is not None else None
+        if refused is not None:
+            reply = not_a_command_reply(text, refused)
+            return done(IntentResult(text, [], "none", 0.0, f"not a command: {refused}", reply))
         parts = split_commands(text)
         if len(parts) > 1:
             results = [self.parse(p, area, templates=templates, use_llm=use_llm) for p in parts]
@@ -305,6 +313,20 @@ class IntentEngine:
         bad = [b for i in intents for b in unknown_references(i, self.home)]
         if bad:
             return done(IntentResult(text, [], "none", confidence, f"unknown {', '.join(bad)}"))
+        if self.grounding is not None:
+            ungrounded = next((w for i in intents if (w := self.grounding.check(i, text, here))), None)
+            if ungrounded is not None:
+                # The model had to pick one of the home's names; the words did not name it.
+                return done(
+                    IntentResult(
+                        text,
+                        [],
+                        "none",
+                        confidence,
+                        f"not grounded: {ungrounded}",
+                        ungrounded_reply(ungrounded),
+                    )
+                )
         if confidence < self.min_confidence:
             return done(IntentResult(text, [], "none", confidence, f"llm: low confidence {confidence:.2f}"))
         return done(IntentResult(text, intents, "llm", confidence))

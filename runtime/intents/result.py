@@ -21,6 +21,7 @@ class IntentResult:
     source: str  # "template", "llm" or "none"
     confidence: float = 1.0
     reason: str = ""  # why nothing was understood, when empty
+    reply: str = ""  # what to say when nothing was understood ("Turn off what?"), if more than "sorry"
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -39,6 +40,8 @@ class IntentResult:
             out["intents"] = [asdict(i) for i in self.intents]
         if not self.understood:
             out["reason"] = self.reason
+            if self.reply:
+                out["reply"] = self.reply
         out["confidence"] = round(self.confidence, 3)
         out["timings_ms"] = {k: round(v, 2) for k, v in self.timings_ms.items()}
         return out
