@@ -38,9 +38,15 @@ from typing import Any
 
 import yaml
 
+from casavox.errors import CasavoxError
 from casavox.runtime.home import Home, home_from_dict, load_home
 from casavox.runtime.intents.catalogue import lookup
 from casavox.runtime.intents.result import Intent, IntentResult
+
+
+class SuiteError(CasavoxError, FileNotFoundError):
+    """A test file or folder that cannot be judged; the message names it."""
+
 
 NOTHING = ""  # Case.intent of a non-command (``expect: nothing``)
 VERDICTS = ("exact", "wrong_action", "wrong_answer", "not_understood")
@@ -203,6 +209,8 @@ def _combination_home(data: dict, source: str) -> Home:
 def load_suite(tests: Path, fixtures: Path | None = None) -> list[tuple[Home, list[Case]]]:
     """(home, cases) groups for a test file or folder."""
     tests = Path(tests)
+    if not tests.exists():
+        raise SuiteError(f"{tests}: no such test file or folder")
     root = tests if tests.is_dir() else tests.parent
     files = sorted(tests.rglob("*.yaml")) if tests.is_dir() else [tests]
     files = [f for f in files if not f.name.startswith("_")]
@@ -226,7 +234,7 @@ def load_suite(tests: Path, fixtures: Path | None = None) -> list[tuple[Home, li
             shared_cases.extend(cases)
     if shared_cases:
         if shared is None:
-            raise FileNotFoundError(f"{tests}: tests need a fixture home; pass --fixtures")
+            raise SuiteError(f"{tests}: tests need a fixture home; pass --fixtures")
         groups.insert(0, (shared, shared_cases))
     return groups
 

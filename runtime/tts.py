@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from casavox.errors import CasavoxError
 from casavox.runtime.audio.io import decode_audio_bytes
+
+
+class SpeechError(CasavoxError, RuntimeError):
+    """Speech synthesis cannot run here (a voice or espeak-ng is missing)."""
 
 
 @dataclass
@@ -66,7 +71,7 @@ def espeak_say(text: str, voice: str = "en-us", words_per_minute: int = 160) -> 
     """Synthesize with the espeak-ng program (a second, very different voice for robustness)."""
     exe = shutil.which("espeak-ng")
     if exe is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng; `make install` does it)")
+        raise SpeechError("espeak-ng is not installed (apt-get install espeak-ng; `make install` does it)")
     wav = subprocess.run(
         [exe, "-v", voice, "-s", str(words_per_minute), "--stdout", text],
         check=True,

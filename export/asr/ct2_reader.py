@@ -18,6 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from casavox.errors import CasavoxError
+
+
+class Ct2FormatError(CasavoxError, ValueError):
+    """A CTranslate2 model file casavox cannot read; the message names the file or what is wrong."""
+
+
 # Order of CTranslate2's DataType enum (include/ctranslate2/types.h).
 _DTYPES = (np.float32, np.int8, np.int16, np.int32, np.float16, None)  # None: bfloat16
 SUPPORTED_BINARY_VERSIONS = (5, 6)
@@ -45,7 +52,7 @@ class _Reader:
     def take(self, fmt: str):
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.data):
-            raise ValueError("model.bin is truncated")
+            raise Ct2FormatError("model.bin is truncated")
         values = struct.unpack_from("<" + fmt, self.data, self.pos)
         self.pos += size
         return values[0] if len(values) == 1 else values
@@ -58,7 +65,7 @@ class _Reader:
 
     def array(self, dtype_id: int, shape: tuple[int, ...], nbytes: int) -> np.ndarray:
         if self.pos + nbytes > len(self.data):
-            raise ValueError("model.bin is truncated")
+            raise Ct2FormatError("model.bin is truncated")
         raw = self.data[self.pos : self.pos + nbytes]
         self.pos += nbytes
         if dtype_id == 5:  # bfloat16: widen to float32 through the high half of the bits
@@ -75,7 +82,7 @@ def read_ct2_model(path: Path) -> Ct2Model:
     reader = _Reader(path.read_bytes())
     version = reader.take("I")
     if version not in SUPPORTED_BINARY_VERSIONS:
-        raise ValueError(f"unsupported CTranslate2 binary version {version} in {path}")
+        raise Ct2FormatError(f"unsupported CTranslate2 binary version {version} in {path}")
     spec_name = reader.string()
     revision = reader.take("I")
     variables: dict[str, np.ndarray] = {}

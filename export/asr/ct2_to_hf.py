@@ -13,7 +13,7 @@ import re
 import numpy as np
 import torch
 
-from casavox.export.asr.ct2_reader import Ct2Model
+from casavox.export.asr.ct2_reader import Ct2FormatError, Ct2Model
 
 _NORM = {"gamma": "weight", "beta": "bias"}
 
@@ -62,7 +62,7 @@ def whisper_dims(m: Ct2Model) -> dict:
 def ct2_state_dict(m: Ct2Model) -> dict[str, np.ndarray]:
     """Map every CTranslate2 Whisper variable onto its Hugging Face parameter name."""
     if m.spec_name != "WhisperSpec":
-        raise ValueError(f"not a Whisper model: spec {m.spec_name}")
+        raise Ct2FormatError(f"not a Whisper model: spec {m.spec_name}")
     dims = whisper_dims(m)
     sd: dict[str, np.ndarray] = {}
     enc, dec = "model.encoder", "model.decoder"
