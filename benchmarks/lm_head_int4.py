@@ -17,11 +17,13 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from casavox.runtime import bundle as fmt
+from casavox.runtime.components import LlmComponent
 
 BLOCK = 32
 
@@ -40,8 +42,8 @@ def write_variant(bundle: Path, out: Path) -> fmt.Bundle:
     from onnx import numpy_helper
 
     small = fmt.subset(bundle, out, {"asr": [], "llm": ["int8"]})
-    files = small.component("llm")["variants"]["int8"]
-    graph, data = files["file"], files["data_files"][0]
+    files = LlmComponent.from_bundle(small).variants["int8"]
+    graph, data = files.file, files.data_files[0]
     with tempfile.TemporaryDirectory() as tmp:  # onnx refuses hard-linked external data: read a copy
         for rel in (graph, data):
             shutil.copy(out / rel, Path(tmp) / Path(rel).name)
@@ -66,9 +68,11 @@ def write_variant(bundle: Path, out: Path) -> fmt.Bundle:
     manifest = fmt.load_manifest(out)
     for rel in (graph, data):
         fmt.add_file(out, manifest, rel)
-    manifest["components"]["llm"]["variants"]["int8"]["note"] = (
-        "lm_head re-quantized to 4 bits (benchmarks/lm_head_int4.py)"
-    )
+    llm = LlmComponent.from_manifest(manifest["components"][LlmComponent.NAME])
+    int8 = replace(llm.variants["int8"], note="lm_head re-quantized to 4 bits (benchmarks/lm_head_int4.py)")
+    manifest["components"][LlmComponent.NAME] = replace(
+        llm, variants={**llm.variants, "int8": int8}
+    ).to_manifest()
     fmt.write_manifest(out, manifest)
     return fmt.verify(out)
 

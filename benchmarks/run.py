@@ -92,12 +92,12 @@ def environment(device: str) -> dict:
 
 
 def bundle_info(bundle: Path) -> dict:
-    from casavox.runtime.bundle import verify
+    from casavox.runtime.bundle import VARIANTS, verify
 
     manifest = verify(bundle).manifest
     sizes: dict[str, float] = {}
     for comp, body in manifest["components"].items():
-        for variant, files in (body.get("variants") or {}).items():
+        for variant, files in (body.get(VARIANTS) or {}).items():
             rels = [v for k, v in files.items() if k.endswith("file") and isinstance(v, str)]
             rels += [r for k, v in files.items() if k.endswith("_files") for r in v]
             rels += [r for r in manifest["files"] if r.startswith(f"{comp}/{variant}/")]
@@ -253,11 +253,13 @@ def bench_accuracy(args, progress) -> dict:
     """Exact match on HA's suite (text; and a spoken subset) and our paraphrases, per quant and path."""
     from casavox.edge_app.intent_eval import evaluate, load_suite
     from casavox.runtime.bundle import verify
+    from casavox.runtime.components import LlmComponent
     from casavox.runtime.intents.engine import IntentEngine
     from casavox.runtime.intents.llm import load_llm
 
     bundle = verify(args.bundle, hash_files=False)
-    quants = sorted(bundle.component("llm")["variants"]) if "llm" in bundle.manifest["components"] else []
+    has_llm = LlmComponent.NAME in bundle.manifest["components"]
+    quants = sorted(LlmComponent.from_bundle(bundle).variants) if has_llm else []
     quants = [q for q in quants if q != "fp16" or args.providers != "cpu"]  # fp16 graphs are for GPUs
     sets = {"paraphrases": PARAPHRASES}
     if HA_TESTS.exists():
@@ -444,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.compare:
             parser.error("--results needs --compare")
         return compare_and_exit(report.load(args.results), args)
-    from casavox.runtime.bundle import BundleError, verify
+    from casavox.runtime.bundle import BundleError, variant_names, verify
     from casavox.runtime.providers import DeviceError, resolve_device
 
     try:
@@ -459,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     def ours(kind: str) -> list[str]:
-        variants = sorted((components.get(kind) or {}).get("variants", {}), key=lambda v: (v != "int8", v))
+        variants = sorted(variant_names(components.get(kind) or {}), key=lambda v: (v != "int8", v))
         return [f"casavox-{kind}-{v}" for v in variants if v != "fp16" or args.providers != "cpu"]
 
     args.asr_systems = (

@@ -38,7 +38,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_subset(args: argparse.Namespace) -> int:
-    from casavox.runtime.bundle import subset
+    from casavox.runtime.bundle import subset, variant_names
 
     keep: dict[str, list[str]] = {}
     for spec in args.keep:
@@ -48,7 +48,7 @@ def cmd_subset(args: argparse.Namespace) -> int:
     files = bundle.manifest["files"]
     size = sum(m["size"] for m in files.values())
     kept = "; ".join(
-        f"{n}: {', '.join(c.get('variants', {}))}" for n, c in bundle.manifest["components"].items()
+        f"{n}: {', '.join(variant_names(c))}" for n, c in bundle.manifest["components"].items()
     )
     print(f"ok: {bundle.root} ({len(files)} files, {size / 1e6:.1f} MB; {kept})")
     return 0
@@ -176,7 +176,15 @@ def _engine_loader(args: argparse.Namespace):
         else:
             llm = load_llm(bundle, args.variant, args.device, args.threads)
     intents = load_language_intents()
-    return lambda home: IntentEngine.build(home, llm, intents, args.min_confidence)
+    grounded = not getattr(args, "no_grounding", False)
+
+    def build(home):
+        engine = IntentEngine.build(home, llm, intents, args.min_confidence)
+        if not grounded:
+            engine.grounding = None  # a study of what grounding buys; never for acting
+        return engine
+
+    return build
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -283,6 +291,9 @@ def _intent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hash", action="store_true", help="skip sha256 checks at load")
     p.add_argument("--no-llm", action="store_true", help="templates only")
     p.add_argument("--no-templates", action="store_true", help="the LLM alone")
+    p.add_argument(
+        "--no-grounding", action="store_true", help="do not check answers against the words (to measure it)"
+    )
     p.add_argument(
         "--min-confidence",
         type=float,

@@ -73,12 +73,13 @@ class SpeechPipeline:
         from casavox.runtime.asr.bias import PhraseBias
         from casavox.runtime.asr.transcriber import Transcriber
         from casavox.runtime.bundle import verify
+        from casavox.runtime.components import AsrComponent
         from casavox.runtime.intents.engine import IntentEngine
         from casavox.runtime.intents.llm import llm_available, load_llm
         from casavox.runtime.providers import preferred_variant
 
         bundle = verify(bundle_dir)
-        asr_variant = asr_variant or preferred_variant(device, bundle.component("asr")["variants"])
+        asr_variant = asr_variant or preferred_variant(device, AsrComponent.from_bundle(bundle).variants)
         transcriber = Transcriber(bundle, asr_variant, device, threads)
         llm = load_llm(bundle, llm_variant, device, threads) if use_llm and llm_available(bundle) else None
         engine = IntentEngine.build(home, llm)

@@ -13,13 +13,18 @@ manifest.json (format_version 1)::
       "graphs":     {"asr/encoder.int8.onnx": {"component": "asr", "role": "encoder", "quant": "int8",
                      "opset": 17, "inputs": [{"name": "mel", "dtype": "float32",
                      "shape": [1, 80, "frames"]}], "outputs": [...]}},
-      "components": {"asr": {...component config, variants, parity figures...}},
+      "components": {"asr": {...component config, "variants": {"int8": {...}}, parity figures...}},
       "versions":   {"casavox": "0.1.0", "torch": "...", "onnx": "...", ...}
     }
 
 Every file the manifest references (graphs, tokenizer, filters) must be listed in ``files`` with
 its sha256 and size; files in the folder that nobody lists are ignored (so a user can keep notes
 beside a bundle) but never loaded.
+
+The keys of each component (``asr``, ``llm``) are typed in :mod:`casavox.runtime.components`
+(exporters write and the runtime reads them only through those classes); this module knows only
+what every component shares: its ``variants`` object and an optional ``default_variant``, and that
+keys named ``file``, ``*_file`` and ``*_files`` reference bundle files.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from casavox.errors import CasavoxError
 FORMAT = "casavox-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# Shared by every component kind (see casavox.runtime.components for the rest of their keys).
+VARIANTS = "variants"
+DEFAULT_VARIANT = "default_variant"
 
 
 class BundleError(CasavoxError, ValueError):
@@ -57,11 +65,17 @@ class Bundle:
         return self.root / rel
 
     def component(self, name: str) -> dict[str, Any]:
+        """The raw manifest entry of component ``name`` (typed: ``AsrComponent.from_bundle`` etc.)."""
         comps = self.manifest.get("components", {})
         if name not in comps:
             have = ", ".join(sorted(comps)) or "none"
             raise BundleError(f"{self.root}: bundle has no '{name}' component (it has: {have})")
         return comps[name]
+
+
+def variant_names(component: dict[str, Any]) -> list[str]:
+    """The variant names of a raw component entry, in manifest order (any component kind)."""
+    return list(component.get(VARIANTS) or {})
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -208,15 +222,15 @@ def subset(src: str | Path, out: str | Path, keep: dict[str, list[str]]) -> Bund
         if not variants:
             del components[name]
             continue
-        have = components[name].get("variants", {})
+        have = components[name].get(VARIANTS, {})
         missing = sorted(set(variants) - set(have))
         if missing:
             raise BundleError(
                 f"{bundle.root}: {name} has no variant {missing[0]} (it has: {', '.join(sorted(have))})"
             )
-        components[name]["variants"] = {v: have[v] for v in have if v in variants}
-        if components[name].get("default_variant") not in variants:
-            components[name]["default_variant"] = next(iter(components[name]["variants"]))
+        components[name][VARIANTS] = {v: have[v] for v in have if v in variants}
+        if components[name].get(DEFAULT_VARIANT) not in variants:
+            components[name][DEFAULT_VARIANT] = next(iter(components[name][VARIANTS]))
     used = _referenced({"graphs": {}, "components": components})
     manifest["graphs"] = {rel: spec for rel, spec in manifest["graphs"].items() if rel in used}
     if engines := {rel: e for rel, e in manifest.pop("engines", {}).items() if rel in used}:

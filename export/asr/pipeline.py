@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from casavox.export.onnx_tools import convert_fp16, describe_graph, export_modul
 from casavox.export.speech_set import CALIBRATION, normalize, speech_set, word_error_rate
 from casavox.runtime import bundle as fmt
 from casavox.runtime.asr.transcriber import TrimPolicy
+from casavox.runtime.components import AsrComponent, AsrVariant
 from casavox.runtime.trt.profiles import graph_profile
 
 QUANTS = ("fp32", "int8", "fp16")
@@ -149,7 +150,7 @@ def export_asr(
         stage("export fp32 graphs")
         enc32, dec32 = _export_fp32(source, asr)
         bar.update()
-        variants = {}
+        variants: dict[str, AsrVariant] = {}
         for quant in quants:
             stage(f"{quant} variant")
             if quant == "fp32":
@@ -161,11 +162,9 @@ def export_asr(
             else:
                 enc = convert_fp16(enc32, asr / "encoder.fp16.onnx")
                 dec = convert_fp16(dec32, asr / "decoder.fp16.onnx")
-            variants[quant] = {
-                "encoder_file": f"asr/{enc.name}",
-                "decoder_file": f"asr/{dec.name}",
-                "quant": quant,
-            }
+            variants[quant] = AsrVariant(
+                encoder_file=f"asr/{enc.name}", decoder_file=f"asr/{dec.name}", quant=quant
+            )
             bar.update()
         if "fp32" not in quants:
             enc32.unlink()
@@ -176,35 +175,40 @@ def export_asr(
         bar.update()
 
         manifest = fmt.new_manifest()
-        component = {
-            "model": "whisper",
-            "source": source.source_id,
-            "sample_rate": 16000,
-            "n_mels": source.n_mels,
-            "n_fft": 400,
-            "hop_length": 160,
-            "prompt": source.prompt,
-            "eot": source.eot,
-            "no_speech": source.no_speech,
-            "suppress": source.suppress,
-            "begin_suppress": source.begin_suppress,
-            "max_tokens": 224,
+        component = AsrComponent(
+            model="whisper",
+            source=source.source_id,
+            sample_rate=16000,
+            n_mels=source.n_mels,
+            n_fft=400,
+            hop_length=160,
+            prompt=tuple(source.prompt),
+            eot=source.eot,
+            no_speech=source.no_speech,
+            suppress=tuple(source.suppress),
+            begin_suppress=tuple(source.begin_suppress),
+            max_tokens=224,
             # Measured on the 64-clip speech set (README "Trimmed encoder"): a 6-s bucketed window with
             # an end-of-text threshold holds WER (10.4% vs 13.9% at 30 s) at a quarter of the time.
-            "trim": asdict(TrimPolicy()),
-            "tokenizer_file": "asr/tokenizer.json",
-            "mel_filters_file": "asr/mel_filters.npy",
-            "variants": variants,
-        }
-        manifest["components"]["asr"] = component
+            trim=asdict(TrimPolicy()),
+            tokenizer_file="asr/tokenizer.json",
+            mel_filters_file="asr/mel_filters.npy",
+            variants=variants,
+        )
+        # Written now without parity figures: the parity check below loads the variants from it.
+        manifest["components"][AsrComponent.NAME] = component.to_manifest()
         manifest["sources"]["whisper"] = {"id": source.source_id, "sha256": source.weights_sha256}
         for path in sorted(asr.iterdir()):
             fmt.add_file(work, manifest, f"asr/{path.name}")
         for v in variants.values():
-            for key, role in (("encoder_file", "encoder"), ("decoder_file", "decoder")):
-                rel = v[key]
-                graph = {"component": "asr", "role": role, "quant": v["quant"], **describe_graph(work / rel)}
-                if v["quant"] == "fp16":  # the GPU graphs: the shape ranges a TensorRT build needs
+            for rel, role in ((v.encoder_file, "encoder"), (v.decoder_file, "decoder")):
+                graph = {
+                    "component": AsrComponent.NAME,
+                    "role": role,
+                    "quant": v.quant,
+                    **describe_graph(work / rel),
+                }
+                if v.quant == "fp16":  # the GPU graphs: the shape ranges a TensorRT build needs
                     graph["trt_profile"] = graph_profile(graph)
                 manifest["graphs"][rel] = graph
         fmt.write_manifest(work, manifest)
@@ -223,10 +227,7 @@ def export_asr(
             )
             for c in clips
         ]
-        parity = {}
-        for quant in quants:
-            parity[quant] = _parity(work, quant, source, clips, references)
-            variants[quant]["parity"] = parity[quant]
+        parity = {quant: _parity(work, quant, source, clips, references) for quant in quants}
         bar.update()
         if isinstance(max_wer, dict):
             limits = {**DEFAULT_MAX_WER, **max_wer}
@@ -236,10 +237,15 @@ def export_asr(
             limits = {q: float(max_wer) for q in QUANTS}
         failed = {q: p["wer_vs_reference"] for q, p in parity.items() if p["wer_vs_reference"] > limits[q]}
         for quant in quants:
-            variants[quant]["parity"]["max_wer_allowed"] = limits[quant]
+            parity[quant]["max_wer_allowed"] = limits[quant]
         if failed:
             detail = ", ".join(f"{q}: WER {w:.1%} > {limits[q]:.1%}" for q, w in failed.items())
             raise ParityError(f"refusing ASR variants that disagree with PyTorch ({detail})")
+        # Parity figures were measured after hashing; the component carries them, files are unchanged.
+        component = replace(
+            component, variants={q: replace(v, parity=parity[q]) for q, v in component.variants.items()}
+        )
+        manifest["components"][AsrComponent.NAME] = component.to_manifest()
 
         stage("write bundle")
         publish_component(out, "asr", "whisper", work, manifest)

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from casavox.export.llm.source import load_llm_source
 from casavox.export.llm.spec import intent_spec
 from casavox.export.onnx_tools import describe_graph
 from casavox.runtime import bundle as fmt
+from casavox.runtime.components import LlmComponent, LlmPrompt, LlmVariant
 from casavox.runtime.intents.prompt import END, PREFIX, SUFFIX
 from casavox.runtime.trt.profiles import graph_profile
 
@@ -208,7 +209,7 @@ def export_llm(
         fix_tokenizer(llm / "tokenizer.json")
         _check_tokenizer(llm / "tokenizer.json", source.tokenizer, spec_examples[:50])
         bar.update()
-        variants: dict[str, dict] = {}
+        variants: dict[str, LlmVariant] = {}
         for quant in quants:
             bar.set_postfix_str(f"{quant} graph")
             precision, provider, extra = QUANTS[quant]
@@ -219,46 +220,42 @@ def export_llm(
                 shutil.move(str(built / "model.onnx.data"), llm / f"model.{quant}.onnx.data")
                 data = [f"llm/model.{quant}.onnx.data"]
                 _relink_external_data(llm / f"model.{quant}.onnx", f"model.{quant}.onnx.data")
-            variants[quant] = {
-                "file": f"llm/model.{quant}.onnx",
-                "data_files": data,
-                "quant": quant,
-                "provider": provider,
-            }
+            variants[quant] = LlmVariant(
+                file=f"llm/model.{quant}.onnx", data_files=tuple(data), quant=quant, provider=provider
+            )
             bar.update()
         cfg = model.config
-        component = {
-            "model": "smollm2-135m-instruct+casavox-lora",
-            "source": source.source_id,
-            "adapter_sha256": fmt.sha256_file(Path(adapter) / "adapter_model.safetensors")
-            if adapter
-            else None,
-            "tokenizer_file": "llm/tokenizer.json",
-            "intent_spec_file": "llm/intent_spec.json",
-            "eos_token_id": source.tokenizer.convert_tokens_to_ids(END),
-            "num_layers": cfg.num_hidden_layers,
-            "num_kv_heads": cfg.num_key_value_heads,
-            "head_dim": cfg.hidden_size // cfg.num_attention_heads,
-            "max_new_tokens": 96,
-            "prompt": {"prefix": PREFIX, "suffix": SUFFIX, "end": END},
-            "default_variant": "int8" if "int8" in variants else next(iter(variants)),
-            "variants": variants,
-        }
+        component = LlmComponent(
+            model="smollm2-135m-instruct+casavox-lora",
+            source=source.source_id,
+            adapter_sha256=fmt.sha256_file(Path(adapter) / "adapter_model.safetensors") if adapter else None,
+            tokenizer_file="llm/tokenizer.json",
+            intent_spec_file="llm/intent_spec.json",
+            eos_token_id=source.tokenizer.convert_tokens_to_ids(END),
+            num_layers=cfg.num_hidden_layers,
+            num_kv_heads=cfg.num_key_value_heads,
+            head_dim=cfg.hidden_size // cfg.num_attention_heads,
+            max_new_tokens=96,
+            prompt=LlmPrompt(prefix=PREFIX, suffix=SUFFIX, end=END),
+            default_variant="int8" if "int8" in variants else next(iter(variants)),
+            variants=variants,
+        )
         manifest = fmt.new_manifest()
-        manifest["components"]["llm"] = component
+        # Written now without parity figures: the accuracy check below loads the variants from it.
+        manifest["components"][LlmComponent.NAME] = component.to_manifest()
         manifest["sources"]["llm"] = {"id": source.source_id, "sha256": source.weights_sha256}
         for path in sorted(llm.iterdir()):
             fmt.add_file(work, manifest, f"llm/{path.name}")
         for v in variants.values():
             graph = {
-                "component": "llm",
+                "component": LlmComponent.NAME,
                 "role": "decoder",
-                "quant": v["quant"],
-                **describe_graph(work / v["file"]),
+                "quant": v.quant,
+                **describe_graph(work / v.file),
             }
-            if v["quant"] == "fp16":  # the GPU graph: the shape ranges a TensorRT build needs
-                graph["trt_profile"] = graph_profile(graph, {"kv_cache_dim": component["head_dim"]})
-            manifest["graphs"][v["file"]] = graph
+            if v.quant == "fp16":  # the GPU graph: the shape ranges a TensorRT build needs
+                graph["trt_profile"] = graph_profile(graph, {"kv_cache_dim": component.head_dim})
+            manifest["graphs"][v.file] = graph
         fmt.write_manifest(work, manifest)
 
         bar.set_postfix_str("parity vs PyTorch")
@@ -268,11 +265,10 @@ def export_llm(
         parity: dict[str, dict] = {}
         failures = []
         for quant, v in variants.items():
-            if v["provider"] != "cpu":
-                v["parity"] = {"measured": False, "reason": f"needs the {v['provider']} execution provider"}
-                parity[quant] = v["parity"]
+            if v.provider != "cpu":
+                parity[quant] = {"measured": False, "reason": f"needs the {v.provider} execution provider"}
                 continue
-            p = token_parity(model, source.tokenizer, work / v["file"], held[:parity_examples])
+            p = token_parity(model, source.tokenizer, work / v.file, held[:parity_examples])
             p.update(
                 {
                     f"task_{k}": val
@@ -281,7 +277,7 @@ def export_llm(
             )
             p["pytorch_task_accuracy_unconstrained"] = torch_acc
             p["measured"] = True
-            v["parity"] = parity[quant] = p
+            parity[quant] = p
             if (
                 p["token_agreement"] < MIN_TOKEN_AGREEMENT
                 or p["task_accuracy"] < torch_acc - MAX_ACCURACY_DROP
@@ -293,6 +289,11 @@ def export_llm(
         bar.update()
         if failures and enforce:
             raise LlmParityError("refusing LLM variants: " + "; ".join(failures))
+        # Parity figures were measured after hashing; the component carries them, files are unchanged.
+        component = replace(
+            component, variants={q: replace(v, parity=parity[q]) for q, v in component.variants.items()}
+        )
+        manifest["components"][LlmComponent.NAME] = component.to_manifest()
         publish_component(out, "llm", "llm", work, manifest)
         bar.update()
     finally:

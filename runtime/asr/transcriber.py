@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from casavox.runtime.asr.mel import HOP, log_mel, log_mel_zero_padded
 from casavox.runtime.asr.tokenizer import WhisperTokenizer
 from casavox.runtime.audio.io import SAMPLE_RATE, AudioError
 from casavox.runtime.bundle import Bundle, BundleError, verify
+from casavox.runtime.components import BOOL, NUMBER, STR, AsrComponent, read_value
 from casavox.runtime.providers import open_graph, resolve_device
 
 WINDOW_S = 30.0
@@ -42,6 +45,19 @@ class TrimPolicy:
     # "zeros": log-mel of the audio alone, padded with zeros in the log-mel domain (faster-whisper;
     # reproduces its transcripts exactly, but measured 2 points worse WER, README).
     pad_mode: str = "silence"
+
+    @classmethod
+    def from_manifest(cls, data: Mapping[str, Any], where: str = "components.asr.trim") -> TrimPolicy:
+        """The policy an export recorded (``asdict`` of one, so its keys are this class's fields);
+        a field the bundle lacks keeps its default. Every exporter wrote the default ``pad_mode``,
+        so reading it too changes nothing for existing bundles."""
+        kinds = {bool: BOOL, float: NUMBER, str: STR}
+        values = {
+            f.name: read_value(data, f.name, kinds[type(f.default)], where)
+            for f in fields(cls)
+            if f.name in data
+        }
+        return cls(**values)
 
     def window_frames(self, n_samples: int) -> int:
         if not self.enabled:
@@ -76,8 +92,8 @@ class Transcriber:
         trim: TrimPolicy | None = None,
         io_binding: bool | None = None,
     ) -> None:
-        asr = bundle.component("asr")
-        variants = asr["variants"]
+        asr = AsrComponent.from_bundle(bundle)
+        variants = asr.variants
         if variant not in variants:
             raise BundleError(
                 f"{bundle.root}: no ASR variant '{variant}' (have: {', '.join(sorted(variants))})"
@@ -87,26 +103,19 @@ class Transcriber:
         # IO binding keeps the KV cache on the GPU; on the CPU provider plain run() is copy-free.
         self.io_binding = self.device != "cpu" if io_binding is None else io_binding
         files = variants[variant]
-        self.encoder = open_graph(bundle, files["encoder_file"], self.device, threads)
-        self.decoder = open_graph(bundle, files["decoder_file"], self.device, threads)
-        self.tokenizer = WhisperTokenizer.from_file(bundle.path(asr["tokenizer_file"]), eot=asr["eot"])
-        self.filters = np.load(bundle.path(asr["mel_filters_file"]), allow_pickle=False)
+        self.encoder = open_graph(bundle, files.encoder_file, self.device, threads)
+        self.decoder = open_graph(bundle, files.decoder_file, self.device, threads)
+        self.tokenizer = WhisperTokenizer.from_file(bundle.path(asr.tokenizer_file), eot=asr.eot)
+        self.filters = np.load(bundle.path(asr.mel_filters_file), allow_pickle=False)
         self.config = DecodeConfig(
-            prompt=tuple(asr["prompt"]),
-            eot=asr["eot"],
-            no_speech=asr.get("no_speech"),
-            suppress=np.asarray(asr["suppress"], dtype=np.int64),
-            begin_suppress=np.asarray(asr["begin_suppress"], dtype=np.int64),
-            max_tokens=asr.get("max_tokens", 224),
+            prompt=asr.prompt,
+            eot=asr.eot,
+            no_speech=asr.no_speech,
+            suppress=np.asarray(asr.suppress, dtype=np.int64),
+            begin_suppress=np.asarray(asr.begin_suppress, dtype=np.int64),
+            max_tokens=asr.max_tokens,
         )
-        default = asr.get("trim", {})
-        self.trim = trim or TrimPolicy(
-            enabled=default.get("enabled", True),
-            pad_s=default.get("pad_s", TrimPolicy.pad_s),
-            bucket_s=default.get("bucket_s", TrimPolicy.bucket_s),
-            eot_threshold=default.get("eot_threshold", TrimPolicy.eot_threshold),
-            eot_after_sentence=default.get("eot_after_sentence", TrimPolicy.eot_after_sentence),
-        )
+        self.trim = trim or TrimPolicy.from_manifest(asr.trim)
         ends = {self.tokenizer.token_id(t) for t in (".", "?", "!")}
         self.config = replace(self.config, sentence_end=frozenset(i for i in ends if i is not None))
 

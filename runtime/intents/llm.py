@@ -29,6 +29,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from casavox.runtime.bundle import Bundle, BundleError
+from casavox.runtime.components import LlmComponent
 from casavox.runtime.providers import open_graph, preferred_variant, resolve_device
 
 COMPILED_GRAMMARS = 4  # compiled grammars kept per loaded LLM (one per home it serves)
@@ -94,37 +95,35 @@ class IntentLLM:
     ):
         import llguidance
 
-        comp = bundle.component("llm")
-        if variant not in comp["variants"]:
-            have = ", ".join(sorted(comp["variants"]))
+        comp = LlmComponent.from_bundle(bundle)
+        if variant not in comp.variants:
+            have = ", ".join(sorted(comp.variants))
             raise BundleError(f"{bundle.root}: no LLM variant '{variant}' (have: {have})")
         self.variant = variant
         self.device = resolve_device(device)
         self.io_binding = self.device != "cpu" if io_binding is None else io_binding
         self._ort_device = "cuda" if self.device != "cpu" else "cpu"
         self.config = comp
-        self.session = open_graph(
-            bundle, comp["variants"][variant]["file"], self.device, threads, spinning=True
-        )
+        self.session = open_graph(bundle, comp.variants[variant].file, self.device, threads, spinning=True)
         # The external-data file must be present and verified too.
-        for extra in comp["variants"][variant].get("data_files", []):
+        for extra in comp.variants[variant].data_files:
             bundle.path(extra)
-        tok_path = bundle.path(comp["tokenizer_file"])
+        tok_path = bundle.path(comp.tokenizer_file)
         self.tokenizer = Tokenizer.from_file(str(tok_path))
-        self.eos = int(comp["eos_token_id"])
+        self.eos = comp.eos_token_id
         self.ll_tokenizer = llguidance.LLTokenizer(str(tok_path), eos_token=self.eos)
-        self.spec = json.loads(bundle.path(comp["intent_spec_file"]).read_text())
-        self.layers = int(comp["num_layers"])
-        self.kv_heads = int(comp["num_kv_heads"])
-        self.head_dim = int(comp["head_dim"])
-        self.max_new_tokens = int(comp.get("max_new_tokens", 96))
+        self.spec = json.loads(bundle.path(comp.intent_spec_file).read_text())
+        self.layers = comp.num_layers
+        self.kv_heads = comp.num_kv_heads
+        self.head_dim = comp.head_dim
+        self.max_new_tokens = comp.max_new_tokens
         self._outputs = [o.name for o in self.session.get_outputs()]
         past_type = next(i.type for i in self.session.get_inputs() if i.name == "past_key_values.0.key")
         self._vocab = next(o.shape[2] for o in self.session.get_outputs() if o.name == "logits")
         self._kv_dtype = np.float16 if "float16" in past_type else np.float32
         self._compiled: dict[str, Any] = {}  # grammar -> compiled matcher (see _matcher)
-        self.prefix_text = comp["prompt"]["prefix"]
-        self.suffix_text = comp["prompt"]["suffix"]
+        self.prefix_text = comp.prompt.prefix
+        self.suffix_text = comp.prompt.suffix
         t0 = time.perf_counter()
         self.prefix_ids = self.encode(self.prefix_text)
         _, self.prefix_cache = self._forward(self.prefix_ids, self._empty_cache())
@@ -343,14 +342,12 @@ def load_llm(
     threads: int | None = None,
     io_binding: bool | None = None,
 ) -> IntentLLM:
-    comp = bundle.component("llm")
+    comp = LlmComponent.from_bundle(bundle)
     if not variant:  # the bundle's default on the CPU, the fp16 graph on a GPU
         on_cpu = resolve_device(device) == "cpu"
-        variant = (
-            comp.get("default_variant", "int8") if on_cpu else preferred_variant(device, comp["variants"])
-        )
+        variant = comp.default_variant if on_cpu else preferred_variant(device, comp.variants)
     return IntentLLM(bundle, variant, device, threads, io_binding)
 
 
 def llm_available(bundle: Bundle) -> bool:
-    return "llm" in bundle.manifest.get("components", {})
+    return LlmComponent.NAME in bundle.manifest.get("components", {})

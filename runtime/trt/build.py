@@ -20,6 +20,7 @@ import numpy as np
 
 from casavox.errors import CasavoxError
 from casavox.runtime import bundle as fmt
+from casavox.runtime.components import LlmComponent
 from casavox.runtime.trt.device import GpuFacts, gpu_facts
 from casavox.runtime.trt.profiles import graph_profile
 
@@ -187,6 +188,14 @@ def parity(onnx_path: Path, context_path: Path, graph: dict, profile: dict) -> d
     return {"measured": True, "max_abs_diff": diffs, "inputs": "random, at the profile's opt shapes"}
 
 
+def _kv_cache_dim(bundle: fmt.Bundle, graph: dict[str, Any]) -> int:
+    """The LLM's head size for a graph without a recorded profile (bundles exported before the
+    exporters recorded one); only LLM graphs have a ``kv_cache_dim`` axis, 64 stands in elsewhere."""
+    if graph["component"] != LlmComponent.NAME:
+        return 64
+    return LlmComponent.from_bundle(bundle).head_dim
+
+
 def build_engines(
     root: Path,
     int8: bool = False,
@@ -210,9 +219,8 @@ def build_engines(
                 f"operators TensorRT's parser does not know: {', '.join(odd)} (runs on the CUDA provider)"
             )
             continue
-        component = manifest["components"][graph["component"]]
         profile = graph.get("trt_profile") or graph_profile(
-            graph, {"kv_cache_dim": component.get("head_dim", 64)}
+            graph, {"kv_cache_dim": _kv_cache_dim(bundle, graph)}
         )
         t0 = time.time()
         engine = _build_one(trt, path, profile, int8, workspace_gb, progress)
