@@ -40,6 +40,7 @@ from rapidfuzz import fuzz
 from casavox.runtime.home import Entity, Home
 from casavox.runtime.intents.catalogue import lookup
 from casavox.runtime.intents.result import Intent
+from casavox.runtime.intents.said_values import TEXT_SLOTS
 
 SIMILAR = 80  # rapidfuzz ratio for a word as heard: "kichen"/"kitchen" 92, "office"/"off" 67
 MARKUP = re.compile(r"[<>{}\[\]|\\`]|im_start|im_end|endoftext|\bassistant\s*:|\bsystem\s*:", re.IGNORECASE)
@@ -97,6 +98,13 @@ class Lexicon:
     whole_home: frozenset[str]
     filler: frozenset[str]
     unfinished: frozenset[str]
+    not_kinds: frozenset[str] = frozenset()
+    actions: dict[str, frozenset[str]] = field(default_factory=dict)
+    lock_actions: dict[str, frozenset[str]] = field(default_factory=dict)
+    not_commands: frozenset[str] = frozenset()
+    statements: frozenset[str] = frozenset()
+    qualifiers: frozenset[str] = frozenset()
+    negations: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Lexicon:
@@ -111,7 +119,23 @@ class Lexicon:
             whole_home=expand(data.get("whole_home") or ()),
             filler=frozenset(str(w) for w in data.get("filler") or ()),
             unfinished=frozenset(str(w) for w in data.get("unfinished") or ()),
+            not_kinds=expand(data.get("not_kinds") or ()),
+            actions={
+                i: frozenset(str(w).casefold() for w in ws) for i, ws in (data.get("actions") or {}).items()
+            },
+            lock_actions={
+                i: frozenset(str(w).casefold() for w in ws)
+                for i, ws in (data.get("lock_actions") or {}).items()
+            },
+            not_commands=frozenset(str(w).casefold() for w in data.get("not_commands") or ()),
+            statements=frozenset(str(w).casefold() for w in data.get("statements") or ()),
+            qualifiers=frozenset(str(w).casefold() for w in data.get("qualifiers") or ()),
+            negations=tuple(str(w).casefold() for w in data.get("negations") or ()),
         )
+
+    def kinds_named(self, heard: set[str]) -> set[str]:
+        """The domains a noun of the text names ("skylight" -> cover), verbs and states left out."""
+        return {d for d, ws in self.domains.items() if heard & (ws - self.not_kinds)}
 
 
 @cache
@@ -192,6 +216,9 @@ class Grounding:
         foreign = self._foreign_words(content)
         if foreign:
             return f"not {self.language}: {' '.join(foreign)}"
+        marker = next((w for w in said if w in self.lexicon.not_commands and w not in self._name_words), None)
+        if marker is not None:
+            return f"a statement, not a request ('{marker}')"
         return None
 
     def _is_number_word(self, w: str) -> bool:
@@ -265,6 +292,32 @@ class Grounding:
             names = (place.name, *place.aliases) if place is not None else (value,)
             if not any(self._says(said, n) for n in names):
                 return f"no {slot} called {self._phrase(text)}"
+        if named:
+            extra = next(
+                (w for w in said if w in self.lexicon.qualifiers and w not in self._name_words), None
+            )
+            if extra is not None:
+                return f"no device called {self._phrase(text)} ('{extra}')"
+        if spec.is_timer and isinstance(name, str) and not self._says(said, name):
+            return f"no timer called {name} was said"
+        if intent.name == "HassStartTimer" and not (numbers_said(text) or heard & TIME_UNITS):
+            return "no duration was said"
+        if spec.changes_home:
+            free = {w for k in TEXT_SLOTS if isinstance(s.get(k), str) for w in words(s[k])}
+            plain = " " + " ".join(w for w in said if w not in free) + " "
+            negation = next((p for p in self.lexicon.negations if f" {p} " in plain), None)
+            if negation is not None:
+                return f"negated ('{negation}'): not a request to act"
+            marker = next(
+                (w for w in said if w in self.lexicon.statements and w not in self._name_words | free), None
+            )
+            if marker is not None:
+                return f"a statement, not a request ('{marker}')"
+        kinds = {e.domain for e in named} | set(_as_list(s.get("domain")))
+        if not kinds & {"scene", "script"}:  # a scene is only ever activated, by many verbs
+            polarity = self._polarity(intent.name, heard, locks=kinds == {"lock"})
+            if polarity is not None:
+                return polarity
         domains = _as_list(s.get("domain"))
         if not spec.changes_home:
             # A question changes nothing: it must name what it asks about by name or place (above);
@@ -291,6 +344,24 @@ class Grounding:
                 # "turn off the lights" said where no room is known, in a home with many: which?
                 return "which room? (the whole home needs 'all' or 'every')"
         return self._numbers(intent, text, said)
+
+    def _polarity(self, intent: str, heard: set[str], locks: bool = False) -> str | None:
+        """An on/off (or vacuum) answer needs the words of its own action, and not more of the
+        opposite one's ("turn off the lights on the porch" is fine: one of each)."""
+        table = (
+            self.lexicon.lock_actions
+            if locks and intent in self.lexicon.lock_actions
+            else self.lexicon.actions
+        )
+        own = table.get(intent)
+        if own is None:
+            return None
+        opposite = table.get(OPPOSITE.get(intent, ""), frozenset())
+        mine = _count(heard, own - WEAK_ACTIONS)
+        theirs = _count(heard, opposite - WEAK_ACTIONS)
+        if theirs > mine or (mine == 0 and not heard & own & WEAK_ACTIONS):
+            return f"the words do not say to {ACTION_NAMES.get(intent, intent)}"
+        return None
 
     def _targets(self, spec, slots: dict) -> list[Entity]:
         """The exposed entities a nameless, placeless command would act on."""
@@ -321,17 +392,22 @@ class Grounding:
         if area is not None and (area.name == here or slots.get("area") == area.name):
             own_area = {w for n in (area.name, *area.aliases) for w in words(n)}
         kind = self.lexicon.domains.get(e.domain, frozenset())
+        named_kinds = self.lexicon.kinds_named(set(said))
+        other_kind = bool(named_kinds) and e.domain not in named_kinds
         for n in e.names:
             want = [w for w in words(n) if w not in self.lexicon.filler and w not in own_area]
             distinct = [w for w in want if w not in kind]
+            if want and all(any(_similar(w, h) for h in said) for w in want):
+                return True  # every word of the name
             if (
-                want
+                not other_kind  # "open the attic skylight" is no "Attic Light"
+                and distinct
                 and all(any(_similar(w, h) for h in said) for w in distinct)
-                and (distinct or any(w in said for w in want))
             ):
-                return True
-        # "turn on the fan" where the home (or the room said) has exactly one fan
-        if set(said) & kind:
+                return True  # the name less its kind word ("the attic" for "Attic Light")
+        # "turn on the fan" where the home (or the room said) has exactly one fan: named by a noun of
+        # its kind ("heat up the sauna" names no thermostat)
+        if set(said) & (kind - self.lexicon.not_kinds):
             where = slots.get("area") or here
             same = [
                 x
@@ -424,6 +500,22 @@ def not_a_command_reply(text: str, reason: str) -> str:
     return ""
 
 
+OPPOSITE = {
+    "HassTurnOn": "HassTurnOff", "HassTurnOff": "HassTurnOn",
+    "HassVacuumStart": "HassVacuumReturnToBase", "HassVacuumReturnToBase": "HassVacuumStart",
+}  # fmt: skip
+ACTION_NAMES = {"HassTurnOn": "turn on", "HassTurnOff": "turn off", "HassVacuumStart": "start",
+                "HassVacuumReturnToBase": "send home"}  # fmt: skip
+# Action words that say little on their own ("power", "up", "light"): enough when nothing else says
+# the action, never against the opposite's words.
+WEAK_ACTIONS = frozenset(
+    {"power", "up", "down", "light", "go", "let", "play", "home", "back", "run", "stop", "of", "anymore"}
+)
+TIME_UNITS = frozenset(
+    {"second", "seconds", "minute", "minutes", "hour", "hours", "sec", "secs", "min", "mins"}
+)
+
+
 # Languages an English bundle is most often spoken to in, for the foreign-word check.
 OTHER_LANGUAGES = ("de", "fr", "es", "pt", "it", "nl", "pl", "sv")
 LEADING = {
@@ -446,6 +538,16 @@ def _similar(want: str, heard: str) -> bool:
     if len(want) <= 3 or len(heard) <= 3:
         return False
     return fuzz.ratio(want, heard) >= SIMILAR
+
+
+def _count(heard: set[str], action_words: frozenset[str]) -> int:
+    """How many action words were said, each also as ASR misspells it ("deativate")."""
+    return sum(
+        1
+        for w in action_words
+        if w in heard
+        or (len(w) > 5 and any(abs(len(h) - len(w)) <= 1 and fuzz.ratio(w, h) >= 88 for h in heard))
+    )
 
 
 def _direction_said(step: float, said: list[str]) -> bool:
