@@ -37,7 +37,7 @@ NO = {"no", "nope", "cancel", "stop", "don't", "do not", "never mind", "no thank
 NOT_UNDERSTOOD = "Sorry, I didn't understand that"
 
 # Turn.outcome values (the per-utterance log's "outcome")
-ACTED, FAILED, ASKED, REFUSED = "acted", "failed", "asked", "refused"
+ACTED, FAILED, ASKED, REFUSED, UNKNOWN = "acted", "failed", "asked", "refused", "unknown"
 CONFIRMED, CANCELLED, NOT_UNDERSTOOD_LABEL, NOTHING_TO_CONFIRM = (
     "confirmed",
     "cancelled",
@@ -71,7 +71,7 @@ class Turn:
     text: str
     area: str | None
     result: IntentResult | None  # None: the turn answered a question (or had nothing to parse)
-    outcome: str  # acted | failed | asked | refused | confirmed | cancelled | not_understood | ...
+    outcome: str  # acted | failed | unknown | asked | refused | confirmed | cancelled | not_understood | ...
     reply: str
     planned: list[Action] = field(default_factory=list)  # the whole sentence, planned before acting
     acted: list[Action] = field(default_factory=list)  # executed, in order...
@@ -227,6 +227,8 @@ class Assistant:
                 replies.append(f"Are you sure you want to {verb} the {_names(held)}?")
                 turn.asked = held
                 turn.outcome = ASKED if turn.delivered else FAILED
+        if any(o.unknown for o in turn.outcomes):
+            turn.outcome = UNKNOWN  # sent, not confirmed: the reply says so ("I'm not sure ...")
         turn.reply = _join(replies)
         return turn
 

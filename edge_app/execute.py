@@ -8,6 +8,7 @@ undeliverable command is reported now and never retried later.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from casavox.edge_app.timers import Timer, Timers, duration, spoken
 from casavox.runtime.home import Entity
 from casavox.runtime.intents import catalogue as c
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Outcome:
@@ -26,6 +29,7 @@ class Outcome:
     calls: list[ServiceCall] = field(default_factory=list)
     error: str = ""
     action_ms: float = 0.0
+    unknown: bool = False  # sent, but never acknowledged: it may or may not have happened
 
 
 def _describe(state: str, attrs: dict, domain: str) -> str:
@@ -209,12 +213,20 @@ def execute(action: Action, backend: Backend, timers: Timers) -> Outcome:
             backend.call(call)
             sent.append(call)
     except DeliveryError as exc:
-        partly = (
-            f" (done before the failure: {len(sent)} of {len(calls)})"
-            if action.kind == "control" and sent
-            else ""
-        )
-        return done(
-            Outcome(f"Sorry, that did not work: {exc}{partly}", delivered=False, calls=sent, error=str(exc))
-        )
+        return done(_undelivered(action, exc, sent, len(calls)))
+    except Exception as exc:  # a bug in one action must not take the daemon down: a failed outcome
+        log.warning("action %s failed unexpectedly: %s: %s", action.intent.name, type(exc).__name__, exc)
+        log.debug("traceback of the failed action", exc_info=True)
+        unexpected = DeliveryError(f"unexpected error ({type(exc).__name__})")
+        return done(_undelivered(action, unexpected, sent, len(calls)))
     return done(Outcome(action.reply, calls=sent))
+
+
+def _undelivered(action: Action, exc: DeliveryError, sent: list[ServiceCall], total: int) -> Outcome:
+    """The outcome of an action whose calls stopped at ``exc``; says whether the outcome is unknown."""
+    partly = (
+        f" (done before the failure: {len(sent)} of {total})" if action.kind == "control" and sent else ""
+    )
+    if exc.unknown:  # the backend's message says what is unknown ("I'm not sure the ... got the command")
+        return Outcome(f"{exc}{partly}", delivered=False, calls=sent, error=str(exc), unknown=True)
+    return Outcome(f"Sorry, that did not work: {exc}{partly}", delivered=False, calls=sent, error=str(exc))

@@ -1,9 +1,14 @@
-"""A real mosquitto broker on a free loopback port, and a subscriber that records what it gets."""
+"""A real mosquitto broker on a free loopback port, a subscriber that records what it gets, and a
+proxy that stalls the link between a client and the broker."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import os
+import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -56,8 +61,18 @@ class Broker:
         wait_port(self.port)
         return self
 
+    def pause(self) -> None:
+        """Hang the broker (SIGSTOP): its machine still accepts and acknowledges TCP data, it reads none."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None:
+            self.resume()  # a stopped process would not act on SIGTERM
             self.proc.terminate()
             self.proc.wait(timeout=5)
             self.proc = None
@@ -103,3 +118,94 @@ class Recorder:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+@dataclass
+class StallProxy:
+    """Forwards loopback TCP from ``port`` to ``target_port``, and can stall like a dead network link.
+
+    While stalled it moves no bytes and accepts no connections: what a client sends waits unread, as
+    unacknowledged segments wait in the sender's retransmit queue during an outage. On ``resume`` it
+    first drops every connection the client reset meanwhile, with what it held, as a network never
+    delivers a reset connection's retransmissions; a connection closed gracefully (FIN) still has its
+    bytes delivered, as TCP would. One thread, bounded waits; ``close`` ends it.
+    """
+
+    target_port: int
+    port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._idle = threading.Event()  # set by the thread once it honours a stall
+        self._stop = threading.Event()
+        self._peers: dict[socket.socket, socket.socket] = {}
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._run, name="stall-proxy", daemon=True)
+        self._thread.start()
+
+    def stall(self) -> None:
+        self._idle.clear()
+        self._flowing.clear()
+        assert self._idle.wait(2), "proxy did not stall"
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._flowing.set()
+        self._thread.join(timeout=5)
+        for sock in [*self._peers, self._listener]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._flowing.is_set():
+                self._idle.set()
+                self._flowing.wait(0.05)
+                if self._flowing.is_set():
+                    self._drop_reset()
+                continue
+            for key, _ in self._selector.select(timeout=0.05):
+                if key.fileobj is self._listener:
+                    self._accept()
+                elif key.fileobj in self._peers:
+                    self._forward(key.fileobj)
+
+    def _accept(self) -> None:
+        client, _ = self._listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+        for a, b in ((client, upstream), (upstream, client)):
+            self._peers[a] = b
+            self._selector.register(a, selectors.EVENT_READ)
+
+    def _forward(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(65536)
+            if data:
+                self._peers[sock].sendall(data)
+                return
+        except OSError:
+            pass
+        self._close_pair(sock)
+
+    def _drop_reset(self) -> None:
+        """Connections whose client reset while stalled: closed unread (their bytes never arrive)."""
+        for sock in list(self._peers):
+            if sock in self._peers and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                self._close_pair(sock)
+
+    def _close_pair(self, sock: socket.socket) -> None:
+        peer = self._peers.pop(sock, None)
+        for s in (sock, peer):
+            if s is None:
+                continue
+            self._peers.pop(s, None)
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(s)
+            with contextlib.suppress(OSError):
+                s.close()

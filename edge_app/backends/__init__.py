@@ -14,7 +14,15 @@ from casavox.errors import CasavoxError
 
 
 class DeliveryError(CasavoxError, RuntimeError):
-    """A command that did not reach the device; reported to the user, never retried later."""
+    """A command that did not reach the device; reported to the user, never retried later.
+
+    ``unknown`` is True when the command may have reached the device after all (it was sent, but
+    its acknowledgement never came): the user is told the outcome is unknown, not that it failed.
+    """
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
 
 
 @dataclass(frozen=True)
