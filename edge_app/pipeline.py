@@ -68,8 +68,10 @@ class SpeechPipeline:
         asr_variant: str = "",
         llm_variant: str | None = None,
         use_llm: bool = True,
+        allow_unsigned: bool = False,
     ) -> SpeechPipeline:
-        """``asr_variant``/``llm_variant`` empty: int8 on the CPU, fp16 on a GPU."""
+        """``asr_variant``/``llm_variant`` empty: int8 on the CPU, fp16 on a GPU; ``allow_unsigned``
+        loads a bundle not signed by a trusted key (runtime/signing.py)."""
         from casavox.runtime.asr.bias import PhraseBias
         from casavox.runtime.asr.transcriber import Transcriber
         from casavox.runtime.bundle import verify
@@ -78,7 +80,7 @@ class SpeechPipeline:
         from casavox.runtime.intents.llm import llm_available, load_llm
         from casavox.runtime.providers import preferred_variant
 
-        bundle = verify(bundle_dir)
+        bundle = verify(bundle_dir, allow_unsigned=allow_unsigned)
         asr_variant = asr_variant or preferred_variant(device, AsrComponent.from_bundle(bundle).variants)
         transcriber = Transcriber(bundle, asr_variant, device, threads)
         llm = load_llm(bundle, llm_variant, device, threads) if use_llm and llm_available(bundle) else None

@@ -25,22 +25,47 @@ The keys of each component (``asr``, ``llm``) are typed in :mod:`casavox.runtime
 (exporters write and the runtime reads them only through those classes); this module knows only
 what every component shares: its ``variants`` object and an optional ``default_variant``, and that
 keys named ``file``, ``*_file`` and ``*_files`` reference bundle files.
+
+Authenticity (:mod:`casavox.runtime.signing`): hashes only make a bundle self-consistent, since
+whoever can write its files can re-hash them. So every manifest written here is signed (ed25519,
+``manifest.sig``) with the workstation's key, and :func:`verify` refuses a bundle whose manifest
+is unsigned, signed by a key this machine does not trust, or changed since it was signed, unless
+``allow_unsigned=True`` (CLI ``--allow-unsigned``, config ``allow_unsigned = true``), which still
+checks everything else. Exports create the key on first use; :func:`subset` and
+:func:`~casavox.export.bundle_writer.combine` re-sign their new manifest with the key when one
+exists, and write an unsigned bundle (saying so) when none does.
+
+What :func:`verify` refuses besides: any symbolic link in or under the bundle folder (a linked file
+or ``llm/`` folder would let the bundle load files from anywhere; the folder itself may be a link),
+a path that resolves outside it, and a manifest of the wrong shape (``files`` entries that are not
+``{"sha256": 64 hex, "size": int >= 0}``, sections that are not objects, nesting deeper than
+:data:`MAX_DEPTH`, a ``format_version`` that is not an int in ``1..FORMAT_VERSION``), each as a
+one-line :class:`BundleError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from casavox.errors import CasavoxError
+from casavox.runtime import signing
+
+log = logging.getLogger(__name__)
 
 FORMAT = "casavox-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the newest this runtime reads; every version from 1 up to it is supported
+MIN_FORMAT_VERSION = 1
+# Real manifests nest 7 levels (components.asr.variants.int8.parity...); far deeper is hostile.
+MAX_DEPTH = 32
+SHA256 = re.compile(r"[0-9a-f]{64}")
 MANIFEST = "manifest.json"
 # Shared by every component kind (see casavox.runtime.components for the rest of their keys).
 VARIANTS = "variants"
@@ -53,10 +78,16 @@ class BundleError(CasavoxError, ValueError):
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle on disk."""
+    """A verified bundle on disk, and what its signature check found (``signature.trusted``)."""
 
     root: Path
     manifest: dict[str, Any]
+    signature: signing.Signature = signing.Signature(problem="not checked")
+
+    @property
+    def signed_by(self) -> str | None:
+        """The id of the trusted key that signed the manifest, None when it was let through unsigned."""
+        return self.signature.key_id if self.signature.trusted else None
 
     def path(self, rel: str) -> Path:
         """Absolute path of a listed file; refuses anything the manifest does not list."""
@@ -109,42 +140,136 @@ def add_file(root: Path, manifest: dict[str, Any], rel: str) -> None:
     manifest["files"][rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
 
 
-def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
-    """Write manifest.json atomically (a half-written manifest must never be seen)."""
+def write_manifest(root: Path, manifest: dict[str, Any], create_key: bool = False) -> Path:
+    """Write manifest.json atomically (a half-written manifest must never be seen) and sign it.
+
+    Signed with the workstation's key when there is one (``create_key``: make one first, as an
+    export does); with none, the bundle is written unsigned and a stale ``manifest.sig`` removed.
+    """
     root = Path(root)
     manifest["updated_at"] = utc_now()
+    data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+    key = signing.workstation_key(create=create_key)
     tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    tmp.write_bytes(data)
     os.replace(tmp, root / MANIFEST)
+    signing.write_signature(root, data, key)
     return root / MANIFEST
 
 
-def load_manifest(root: Path) -> dict[str, Any]:
-    """Parse and structurally check manifest.json (no hashing)."""
-    root = Path(root)
+def _read_manifest(root: Path) -> tuple[bytes, dict[str, Any]]:
+    """The bytes of manifest.json and the manifest they parse to, checked (read once, so the
+    signature is checked over exactly what was parsed)."""
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle folder")
     mpath = root / MANIFEST
+    if mpath.is_symlink():
+        raise BundleError(f"{root}: {MANIFEST} is a symbolic link; a bundle must hold its own files")
     if not mpath.is_file():
         raise BundleError(f"{root}: no {MANIFEST}")
+    raw = mpath.read_bytes()
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{mpath}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{mpath}: not a casavox bundle manifest")
-    version = manifest.get("format_version")
-    if not isinstance(version, int):
-        raise BundleError(f"{mpath}: format_version missing")
+    except RecursionError:
+        raise BundleError(f"{mpath}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    check_manifest(manifest, mpath)
+    return raw, manifest
+
+
+def load_manifest(root: Path) -> dict[str, Any]:
+    """Parse and structurally check manifest.json (no hashing, no signature check)."""
+    return _read_manifest(Path(root))[1]
+
+
+def _depth(node: Any) -> int:
+    """How deeply ``node`` nests objects and arrays (iterative: a hostile depth cannot overflow)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _check_version(version: Any, mpath: Path) -> None:
+    """``format_version`` must be an int (not a bool) this runtime reads."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < MIN_FORMAT_VERSION:
+        raise BundleError(
+            f"{mpath}: format_version must be an integer from {MIN_FORMAT_VERSION}, not {json.dumps(version)}"
+        )
     if version > FORMAT_VERSION:
         raise BundleError(
             f"{mpath}: bundle format {version} is newer than this runtime supports ({FORMAT_VERSION}); "
             "upgrade casavox"
         )
+
+
+def _check_path(rel: str, mpath: Path) -> None:
+    """A listed path must be a plain relative path inside the bundle."""
+    parts = Path(rel).parts
+    if not rel or Path(rel).is_absolute() or ".." in parts or "\0" in rel:
+        raise BundleError(f"{mpath.parent}: file path {rel!r} escapes the bundle")
+
+
+def _check_files(files: dict[str, Any], mpath: Path) -> None:
+    """Each ``files`` entry is ``{"sha256": 64 lowercase hex digits, "size": int >= 0}``."""
+    for rel, meta in files.items():
+        _check_path(rel, mpath)
+        if not isinstance(meta, dict):
+            raise BundleError(f"{mpath}: files.{rel} must be an object with sha256 and size")
+        digest, size = meta.get("sha256"), meta.get("size")
+        if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+            raise BundleError(f"{mpath}: files.{rel}.sha256 must be 64 hex digits, not {json.dumps(digest)}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise BundleError(
+                f"{mpath}: files.{rel}.size must be a whole number >= 0, not {json.dumps(size)}"
+            )
+
+
+def check_manifest(manifest: Any, mpath: Path) -> None:
+    """The manifest's structure, so that nothing later meets a wrong type (one-line errors)."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{mpath}: not a casavox bundle manifest")
+    if _depth(manifest) > MAX_DEPTH:
+        raise BundleError(f"{mpath}: nested too deeply (at most {MAX_DEPTH} levels)")
+    _check_version(manifest.get("format_version"), mpath)
     for key in ("files", "graphs", "components"):
         if not isinstance(manifest.get(key), dict):
             raise BundleError(f"{mpath}: '{key}' missing or not an object")
-    return manifest
+    for key in ("graphs", "components", "engines", "sources", "versions"):
+        section = manifest.get(key, {})
+        if not isinstance(section, dict):
+            raise BundleError(f"{mpath}: '{key}' must be an object")
+        if key in ("graphs", "components", "engines"):
+            for name, entry in section.items():
+                if not isinstance(entry, dict):
+                    raise BundleError(f"{mpath}: {key}.{name} must be an object")
+    _check_files(manifest["files"], mpath)
+
+
+def _refuse_links(root: Path) -> None:
+    """No symbolic link anywhere in or under the bundle folder: a linked file or folder (``llm/``)
+    would make verify vouch for files outside it. The folder itself may be a link."""
+    for folder, dirs, names in os.walk(root):  # does not enter linked folders; lists them in dirs
+        for name in dirs + names:
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise BundleError(
+                    f"{root}: {path.relative_to(root)} is a symbolic link; a bundle must hold its own "
+                    "files (copy them in)"
+                )
+
+
+def _check_inside(root: Path, rel: str) -> Path:
+    """The listed file's path, refused if it resolves outside the bundle folder."""
+    path = root / rel
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BundleError(f"{root}: file path {rel} escapes the bundle")
+    return path
 
 
 def _referenced(manifest: dict[str, Any]) -> set[str]:
@@ -170,22 +295,35 @@ def _referenced(manifest: dict[str, Any]) -> set[str]:
     return refs
 
 
-def verify(root: str | Path, hash_files: bool = True) -> Bundle:
+def _signature(root: Path, raw: bytes, allow_unsigned: bool) -> signing.Signature:
+    """The manifest's signature checked (or, with ``allow_unsigned``, its problem logged)."""
+    try:
+        found = signing.check_or_allow(raw, root / signing.SIGNATURE, allow_unsigned)
+    except signing.SigningError as exc:
+        raise BundleError(f"{root}: {exc}") from None
+    if not found.trusted:
+        log.warning("%s: %s; loading it anyway (unsigned bundles allowed)", root, found.problem)
+    return found
+
+
+def verify(root: str | Path, hash_files: bool = True, allow_unsigned: bool = False) -> Bundle:
     """Check a bundle and return it; raises :class:`BundleError` with a one-line reason.
 
     ``hash_files=False`` checks presence and sizes only (fast start-up on slow flash; a truncated
-    file is still caught, a same-size modification is not).
+    file is still caught, a same-size modification is not). The manifest's signature is always
+    checked (it is small); ``allow_unsigned`` lets a bundle through whose manifest is not signed
+    by a trusted key (logged; ``Bundle.signature`` says why), every other check still applies.
     """
     root = Path(root)
-    manifest = load_manifest(root)
+    if root.is_dir():
+        _refuse_links(root)
+    raw, manifest = _read_manifest(root)
     files = manifest["files"]
     unlisted = sorted(_referenced(manifest) - set(files))
     if unlisted:
         raise BundleError(f"{root}: {unlisted[0]} is referenced but not listed in {MANIFEST}")
     for rel, meta in files.items():
-        path = root / rel
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise BundleError(f"{root}: file path {rel} escapes the bundle")
+        path = _check_inside(root, rel)
         if not path.is_file():
             raise BundleError(f"{root}: missing file {rel}")
         size = path.stat().st_size
@@ -195,10 +333,12 @@ def verify(root: str | Path, hash_files: bool = True) -> Bundle:
             )
         if hash_files and sha256_file(path) != meta.get("sha256"):
             raise BundleError(f"{root}: {rel} does not match its sha256 (modified or corrupt)")
-    return Bundle(root=root, manifest=manifest)
+    return Bundle(root=root, manifest=manifest, signature=_signature(root, raw, allow_unsigned))
 
 
-def subset(src: str | Path, out: str | Path, keep: dict[str, list[str]]) -> Bundle:
+def subset(
+    src: str | Path, out: str | Path, keep: dict[str, list[str]], allow_unsigned: bool = False
+) -> Bundle:
     """Copy a bundle keeping only some variants per component, for a device that runs only those.
 
     ``keep`` maps a component to the variants to keep (``{"asr": ["fp16"], "llm": ["fp16"]}`` for a
@@ -206,11 +346,15 @@ def subset(src: str | Path, out: str | Path, keep: dict[str, list[str]]) -> Bund
     whole. The full bundle of a GPU export is ~0.9 GB while a Jetson runs only its ~0.4 GB of fp16
     graphs. Files are hard-linked where the file system allows it; hashes are verified first, and
     the output's manifest lists exactly what it references.
+
+    The source must be signed by a trusted key (unless ``allow_unsigned``). The new manifest is
+    signed with this machine's signing key when it has one (a workstation), else written unsigned:
+    the returned bundle's ``signature`` says which.
     """
     import copy
     import shutil
 
-    bundle = verify(src)
+    bundle = verify(src, allow_unsigned=allow_unsigned)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out}: exists and is not empty")
@@ -247,4 +391,4 @@ def subset(src: str | Path, out: str | Path, keep: dict[str, list[str]]) -> Bund
         except OSError:
             shutil.copy2(bundle.root / rel, target)
     write_manifest(out, manifest)
-    return verify(out, hash_files=False)
+    return verify(out, hash_files=False, allow_unsigned=True)  # the copy's signature: reported, not required

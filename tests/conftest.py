@@ -17,6 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 # CASAVOX_TEST_CACHE: another folder for the exported bundles, so two checkouts or sessions that test
 # different code at once do not evict each other's exports.
 CACHE = Path(os.environ.get("CASAVOX_TEST_CACHE") or ROOT / ".cache")
+# Bundles are signed (runtime/signing.py): the tests sign with a key of their own, kept with the cached
+# exports and trusted only by the test process and its children, never the real ~/.config.
+KEYS = CACHE / "keys"
+os.environ["CASAVOX_SIGNING_KEY"] = str(KEYS / "signing.key")
+os.environ["CASAVOX_TRUSTED_KEYS"] = str(KEYS / "trusted")
+
+
+def _trust_the_test_key() -> None:
+    """Create the test signing key if missing, and trust it even if only its trust file was lost."""
+    from casavox.runtime import signing
+
+    signing.trust(signing.workstation_key(create=True).private.public_key())
+
+
+_trust_the_test_key()
 
 
 def _hash(files: list[Path]) -> str:

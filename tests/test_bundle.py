@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,96 @@ def test_subset_refuses_an_unknown_variant_and_a_used_folder(full_bundle: Path, 
     bad = _cli("subset", str(full_bundle), "--out", str(used), "--keep", "asr=int8")
     assert bad.returncode == 1 and "not empty" in bad.stderr
     assert (used / "notes.txt").read_text() == "mine"
+
+
+def _write_raw(root: Path, manifest: dict) -> None:
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_symlinked_file_is_refused(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text('{"x": 1}')  # same bytes: hashes and sizes would all agree
+    (root / "asr" / "tok.json").unlink()
+    (root / "asr" / "tok.json").symlink_to(outside)
+    with pytest.raises(fmt.BundleError, match="asr/tok.json is a symbolic link"):
+        fmt.verify(root)
+
+
+def test_a_symlinked_folder_or_unlisted_link_is_refused(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    shutil.move(root / "asr", tmp_path / "asr-elsewhere")
+    (root / "asr").symlink_to(tmp_path / "asr-elsewhere")
+    with pytest.raises(fmt.BundleError, match="asr is a symbolic link"):
+        fmt.verify(root)
+    other = make_bundle(tmp_path / "c")
+    (other / "notes").mkdir()
+    (other / "notes" / "link").symlink_to("/etc/passwd")
+    with pytest.raises(fmt.BundleError, match="notes/link is a symbolic link"):
+        fmt.verify(other)
+
+
+def test_the_bundle_folder_itself_may_be_a_link(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    (tmp_path / "current").symlink_to(root)
+    assert fmt.verify(tmp_path / "current").path("asr/a.onnx").is_file()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(format_version=True), "format_version must be an integer from 1, not true"),
+        (lambda m: m.update(format_version=-5), "format_version must be an integer from 1, not -5"),
+        (lambda m: m.update(format_version=0), "format_version must be an integer from 1, not 0"),
+        (lambda m: m.update(format_version="1"), 'format_version must be an integer from 1, not "1"'),
+        (lambda m: m.update(format_version=1.0), "format_version must be an integer from 1, not 1.0"),
+        (lambda m: m.pop("format_version"), "format_version must be an integer from 1, not null"),
+        (lambda m: m["files"].update({"asr/a.onnx": "abc"}), "files.asr/a.onnx must be an object"),
+        (
+            lambda m: m["files"]["asr/a.onnx"].update(size="700"),
+            "files.asr/a.onnx.size must be a whole number",
+        ),
+        (
+            lambda m: m["files"]["asr/a.onnx"].update(size=True),
+            "files.asr/a.onnx.size must be a whole number",
+        ),
+        (
+            lambda m: m["files"]["asr/a.onnx"].update(sha256=7),
+            "files.asr/a.onnx.sha256 must be 64 hex digits",
+        ),
+        (lambda m: m.update(files=["asr/a.onnx"]), "'files' missing or not an object"),
+        (lambda m: m["graphs"].update({"asr/a.onnx": []}), "graphs.asr/a.onnx must be an object"),
+        (lambda m: m["components"].update(asr="asr"), "components.asr must be an object"),
+        (lambda m: m.update(engines=[]), "'engines' must be an object"),
+        (lambda m: m["files"].update({"": {"sha256": "0" * 64, "size": 0}}), "escapes the bundle"),
+        (lambda m: m["files"].update({"/etc/passwd": {"sha256": "0" * 64, "size": 0}}), "escapes the bundle"),
+    ],
+)
+def test_a_malformed_manifest_is_one_line(tmp_path: Path, edit, message: str) -> None:
+    root = make_bundle(tmp_path / "b")
+    m = _manifest(root)
+    edit(m)
+    _write_raw(root, m)
+    with pytest.raises(fmt.BundleError, match=re.escape(message)) as info:
+        fmt.verify(root)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [fmt.MAX_DEPTH + 5, 100_000])
+def test_deep_nesting_is_one_line(tmp_path: Path, depth: int) -> None:
+    root = make_bundle(tmp_path / "b")
+    text = (root / "manifest.json").read_text()
+    deep = "[" * depth + "]" * depth
+    (root / "manifest.json").write_text(text.replace('"versions": {}', f'"versions": {{"x": {deep}}}'))
+    with pytest.raises(fmt.BundleError, match="nested too deeply"):
+        fmt.verify(root)
+
+
+def test_cli_malformed_manifest_is_one_line_without_traceback(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    m = _manifest(root)
+    m["files"]["asr/a.onnx"] = "abc"
+    _write_raw(root, m)
+    bad = _cli("verify", str(root))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and "must be an object" in bad.stderr

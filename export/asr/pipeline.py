@@ -211,7 +211,7 @@ def export_asr(
                 if v.quant == "fp16":  # the GPU graphs: the shape ranges a TensorRT build needs
                     graph["trt_profile"] = graph_profile(graph)
                 manifest["graphs"][rel] = graph
-        fmt.write_manifest(work, manifest)
+        fmt.write_manifest(work, manifest, create_key=True)  # signed: the parity step loads it
 
         stage("parity vs PyTorch")
         clips = speech_set(calibration or CALIBRATION, voices=("piper",), cache_dir=cache_dir)

@@ -256,7 +256,7 @@ def export_llm(
             if v.quant == "fp16":  # the GPU graph: the shape ranges a TensorRT build needs
                 graph["trt_profile"] = graph_profile(graph, {"kv_cache_dim": component.head_dim})
             manifest["graphs"][v.file] = graph
-        fmt.write_manifest(work, manifest)
+        fmt.write_manifest(work, manifest, create_key=True)  # signed: the parity step loads it
 
         bar.set_postfix_str("parity vs PyTorch")
         held = build_examples(max(parity_examples, accuracy_examples), 424242, intents)

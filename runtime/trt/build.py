@@ -241,8 +241,9 @@ def build_engines(
         manifest.setdefault("engines", {})[rel] = entry
         for f in (engine_rel, context_rel):
             fmt.add_file(Path(root), manifest, f)
-        fmt.write_manifest(
-            Path(root), manifest
-        )  # after each engine: a long build interrupted keeps what is done
+        # after each engine, so an interrupted build keeps what is done; signed with this box's own
+        # key (created on the first build, trusted here): the exported bundle's signature was checked
+        # by verify() above, and the engines are what this box built from it
+        fmt.write_manifest(Path(root), manifest, create_key=True)
         report.built[rel] = entry
     return report
