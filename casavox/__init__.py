@@ -29,7 +29,19 @@ _LAZY = {
     "load_transcriber": "casavox.runtime.asr.transcriber",
 }
 
-__all__ = ["CasavoxError", "__version__", *_LAZY]
+__all__ = [
+    "Assistant",
+    "Bundle",
+    "CasavoxError",
+    "Home",
+    "IntentEngine",
+    "IntentResult",
+    "Turn",
+    "__version__",
+    "load_home",
+    "load_transcriber",
+    "verify",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from casavox.edge_app.assistant import Assistant, Turn

@@ -6,6 +6,7 @@ token, unknown input device) surfaces here, at start, as a one-line error.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -39,7 +40,8 @@ def open_log(config: Config) -> TextIO | None:
         return sys.stdout
     path = Path(config.log.json).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a", buffering=1)
+    # 0600: the log holds every transcript the box heard
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", buffering=1)
 
 
 def frames_for(config: Config):
@@ -66,6 +68,7 @@ def load_pipeline(config: Config, home: Home):
         asr_variant=config.asr_variant,
         llm_variant=config.llm_variant or None,
         use_llm=config.llm,
+        allow_unsigned=config.allow_unsigned,
     )
 
 
@@ -93,13 +96,18 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         raise HomeError(f"area '{config.area}' is not in {config.home}")
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
-    pipeline = pipeline or load_pipeline(config, home)
     metrics = None
-    if config.log.metrics_port:
+    if config.log.metrics_port:  # listen before the models load: a port in use is a one-line error
         from casavox.edge_app.metrics import Metrics
 
         metrics = Metrics()
         metrics.serve(config.log.metrics_port)
+    try:
+        pipeline = pipeline or load_pipeline(config, home)
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     speaker = None
     if config.reply.say_to or config.reply.speak:
         from casavox.runtime.tts import PiperSpeaker

@@ -27,13 +27,31 @@ def _fail(message: str) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """One line saying plainly what was checked: the signature, then the files."""
     from casavox.runtime.bundle import verify
 
-    bundle = verify(args.bundle, hash_files=not args.no_hash)
+    bundle = verify(args.bundle, hash_files=not args.no_hash, allow_unsigned=args.allow_unsigned)
     files = bundle.manifest["files"]
     size = sum(m["size"] for m in files.values())
     comps = ", ".join(sorted(bundle.manifest["components"])) or "none"
-    print(f"ok: {bundle.root} ({len(files)} files, {size / 1e6:.1f} MB; components: {comps})")
+    checked = (
+        "match their sha256" if not args.no_hash else "have their recorded sizes (not hashed: --no-hash)"
+    )
+    print(
+        f"ok: {bundle.root}: manifest {bundle.signature.describe()}; {len(files)} files "
+        f"({size / 1e6:.1f} MB) {checked}; components: {comps}"
+    )
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Sign a bundle with this workstation's key after checking every file against its manifest."""
+    from casavox.runtime.bundle import verify, write_manifest
+
+    bundle = verify(args.bundle, hash_files=True, allow_unsigned=True)
+    write_manifest(bundle.root, bundle.manifest, create_key=True)
+    signed = verify(bundle.root, hash_files=False)
+    print(f"signed: {signed.root} (key {signed.signed_by})")
     return 0
 
 
@@ -44,13 +62,12 @@ def cmd_subset(args: argparse.Namespace) -> int:
     for spec in args.keep:
         name, _, variants = spec.partition("=")
         keep[name] = [v for v in variants.split(",") if v]
-    bundle = subset(args.bundle, args.out, keep)
+    bundle = subset(args.bundle, args.out, keep, allow_unsigned=args.allow_unsigned)
     files = bundle.manifest["files"]
     size = sum(m["size"] for m in files.values())
-    kept = "; ".join(
-        f"{n}: {', '.join(variant_names(c))}" for n, c in bundle.manifest["components"].items()
-    )
-    print(f"ok: {bundle.root} ({len(files)} files, {size / 1e6:.1f} MB; {kept})")
+    kept = "; ".join(f"{n}: {', '.join(variant_names(c))}" for n, c in bundle.manifest["components"].items())
+    signed = f"signed by key {bundle.signed_by}" if bundle.signed_by else "UNSIGNED (no signing key here)"
+    print(f"ok: {bundle.root} ({len(files)} files, {size / 1e6:.1f} MB; {kept}; {signed})")
     return 0
 
 
@@ -76,13 +93,13 @@ def cmd_export_asr(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from casavox.runtime.asr.transcriber import TrimPolicy, load_transcriber
+    from casavox.runtime.asr.transcriber import Transcriber, TrimPolicy
     from casavox.runtime.audio.io import AudioError, load_audio
+    from casavox.runtime.bundle import verify
 
     trim = TrimPolicy(enabled=False) if args.full_window else None
-    transcriber = load_transcriber(
-        args.bundle, args.variant, args.device, args.threads, verify_hashes=not args.no_hash, trim=trim
-    )
+    bundle = verify(args.bundle, hash_files=not args.no_hash, allow_unsigned=args.allow_unsigned)
+    transcriber = Transcriber(bundle, args.variant, args.device, args.threads, trim=trim)
     status = 0
     for name in args.files:
         try:
@@ -165,7 +182,7 @@ def _engine_loader(args: argparse.Namespace):
     from casavox.runtime.intents.llm import llm_available, load_llm
     from casavox.runtime.intents.templates import load_language_intents
 
-    bundle = verify(args.bundle, hash_files=not args.no_hash)
+    bundle = verify(args.bundle, hash_files=not args.no_hash, allow_unsigned=args.allow_unsigned)
     llm = None
     if not getattr(args, "no_llm", False):
         if not llm_available(bundle):
@@ -289,6 +306,7 @@ def _intent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt or auto (default cpu)")
     p.add_argument("--threads", type=int, help="intra-op threads (default: all visible cores)")
     p.add_argument("--no-hash", action="store_true", help="skip sha256 checks at load")
+    _unsigned_arg(p)
     p.add_argument("--no-llm", action="store_true", help="templates only")
     p.add_argument("--no-templates", action="store_true", help="the LLM alone")
     p.add_argument(
@@ -299,6 +317,14 @@ def _intent_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.5,
         help="LLM answers less sure than this become 'not understood' (default 0.5)",
+    )
+
+
+def _unsigned_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="load a bundle not signed by a trusted key (hashes are still checked; README 'Bundle')",
     )
 
 
@@ -317,10 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("verify", help="check a bundle's manifest and file hashes")
+    p = sub.add_parser("verify", help="check a bundle's signature, manifest and file hashes")
     p.add_argument("bundle")
     p.add_argument("--no-hash", action="store_true", help="check presence and sizes only (fast)")
+    _unsigned_arg(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("sign", help="sign a bundle with this workstation's key (after checking its files)")
+    p.add_argument("bundle")
+    p.set_defaults(func=cmd_sign)
 
     p = sub.add_parser(
         "subset", help="copy a bundle with only the variants one device runs (e.g. fp16 for a GPU)"
@@ -334,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COMPONENT=VARIANTS",
         help="e.g. asr=fp16 or llm=int8,fp16; COMPONENT= drops the component; unnamed components are kept whole",
     )
+    _unsigned_arg(p)
     p.set_defaults(func=cmd_subset)
 
     export = sub.add_parser(
@@ -441,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per file, with per-stage ms")
     p.add_argument("--no-hash", action="store_true", help="skip sha256 checks at load (sizes still checked)")
     p.add_argument("--full-window", action="store_true", help="run the encoder on Whisper's full 30-s window")
+    _unsigned_arg(p)
     p.set_defaults(func=cmd_transcribe)
 
     from casavox.edge_app.daemon_cli import add_commands

@@ -3,14 +3,20 @@
 Sections mirror the pipeline (``[input]``, ``[vad]``, ``[wake]``, ``[safety]``, ``[backend]``,
 ``[mqtt]``, ``[hass]``, ``[reply]``, ``[log]``); every key has a default, so an empty file (or
 none) is a working configuration. Unknown keys are an error naming them: a typo in a safety
-setting must not be silently ignored. See ``examples/casavox.toml`` for every key.
+setting must not be silently ignored. Every number has a range and every list a type for its
+elements, checked here, at start, before any model loads (an infinite confirmation window, a port
+99999 or ``words = [1]`` would otherwise fail late or never). The range of a key sits next to its
+field (:func:`within`, the ``range`` field metadata), or in :data:`RANGES` for the settings
+dataclasses that live with their code. See ``examples/casavox.toml`` for every key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,26 +36,34 @@ class ConfigError(CasavoxError, ValueError):
     """A configuration that cannot be used; the message names the key."""
 
 
+RANGE = "range"  # field metadata: (lowest, highest) allowed, both included; a third item is a note
+
+
+def within(default: float, lo: float, hi: float, note: str = "") -> Any:
+    """A numeric field whose value must lie in ``[lo, hi]`` (``note`` explains a special value)."""
+    return field(default=default, metadata={RANGE: (lo, hi, note)})
+
+
 @dataclass(frozen=True)
 class InputSettings:
     source: str = "mic"  # mic | wav | stdin
     device: str = ""  # microphone by index or part of its name
     files: tuple[str, ...] = ()
     realtime: bool = False  # play files at the speed a microphone would deliver them
-    stdin_rate: int = 16_000
-    stdin_channels: int = 1
+    stdin_rate: int = within(16_000, 8_000, 192_000)  # below 8 kHz resampling only inflates the input
+    stdin_channels: int = within(1, 1, 8)
 
 
 @dataclass(frozen=True)
 class WakeSettings:
     words: tuple[str, ...] = ()  # e.g. ("hey casa",); empty = every utterance is a command
-    push_to_talk_s: float = 10.0  # SIGUSR1 accepts commands without the wake word this long
+    push_to_talk_s: float = within(10.0, 0.0, 600.0)  # SIGUSR1: commands need no wake word this long
 
 
 @dataclass(frozen=True)
 class SafetySettings:
     confirm: str = "ask"  # ask | refuse | allow, for entities that need confirmation
-    confirm_timeout_s: float = 10.0
+    confirm_timeout_s: float = within(10.0, 0.0, 600.0)  # a question pending forever is a hazard
     act_early: bool = False  # act on a complete, confident speculative result before the endpoint
 
 
@@ -62,8 +76,17 @@ class ReplySettings:
 @dataclass(frozen=True)
 class LogSettings:
     json: str = "-"  # one JSON line per utterance: "-" = stdout, "" = off, else a file path
-    metrics_port: int = 0  # Prometheus endpoint on 127.0.0.1 (0 = off)
+    metrics_port: int = within(0, 0, 65_535, "0 = off")  # Prometheus endpoint on 127.0.0.1
     quiet: bool = False  # no human-readable lines on stderr
+
+
+@dataclass(frozen=True)
+class WyomingSettings:
+    """`casavox serve-wyoming`: the protocol has no authentication, so the server's own policy."""
+
+    allow: tuple[str, ...] = ()  # client addresses or networks that may connect; empty = any
+    act: bool = True  # false: speech-to-text and recognition only, transcripts are never acted on
+    max_clients: int = within(16, 1, 256)  # connections at once; more are refused with an error
 
 
 @dataclass(frozen=True)
@@ -73,12 +96,13 @@ class Config:
     state: str = "~/.local/state/casavox/home.sqlite"
     area: str = ""  # the room the box stands in (commands without a place act here)
     device: str = "cpu"  # cpu | cuda | tensorrt
-    threads: int = 0  # 0 = onnxruntime's default
+    threads: int = within(0, 0, 1024, "0 = onnxruntime's default")
     asr_variant: str = ""  # "" = int8 on the CPU, fp16 on a GPU
     llm_variant: str = ""  # "" = the bundle's default on the CPU (int8), fp16 on a GPU
     llm: bool = True  # the LLM fallback (off = templates only)
+    allow_unsigned: bool = False  # load a bundle not signed by a trusted key (runtime/signing.py)
     backend: str = "sim"  # sim | mqtt | hass
-    state_lock_timeout_s: float = 2.0
+    state_lock_timeout_s: float = within(2.0, 0.0, 60.0)
     input: InputSettings = field(default_factory=InputSettings)
     vad: VadSettings = field(default_factory=VadSettings)
     wake: WakeSettings = field(default_factory=WakeSettings)
@@ -87,10 +111,62 @@ class Config:
     hass: HassSettings = field(default_factory=HassSettings)
     reply: ReplySettings = field(default_factory=ReplySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    wyoming: WyomingSettings = field(default_factory=WyomingSettings)
 
     @property
     def state_path(self) -> Path:
         return Path(self.state).expanduser()
+
+
+# Ranges of the settings whose dataclasses live with their code (endpointing, MQTT), which need not
+# know about configuration files; (lowest, highest, note), both included.
+RANGES: dict[tuple[type, str], tuple[float, float, str]] = {
+    (VadSettings, "threshold"): (0.01, 0.99, ""),
+    (VadSettings, "neg_threshold"): (0.0, 0.99, "at most vad.threshold"),
+    (VadSettings, "pre_roll_ms"): (0.0, 2_000.0, ""),
+    (VadSettings, "min_speech_ms"): (0.0, 5_000.0, ""),
+    (VadSettings, "speculate_ms"): (0.0, 5_000.0, "0 = off"),
+    (VadSettings, "trailing_silence_ms"): (32.0, 10_000.0, "at least one 32-ms frame"),
+    (VadSettings, "max_utterance_s"): (1.0, 30.0, "Whisper hears at most 30 s"),
+    (MqttSettings, "port"): (1, 65_535, ""),
+    (MqttSettings, "ack_timeout_s"): (0.1, 60.0, ""),
+    (MqttSettings, "alive_window_s"): (0.0, 5.0, "0 = probe before every lock/door command"),
+    (MqttSettings, "connect_timeout_s"): (0.1, 120.0, ""),
+}
+
+
+def bounds(cls: type, f: dataclasses.Field) -> tuple[float, float, str] | None:
+    """The range of a numeric setting: its field metadata, else :data:`RANGES`."""
+    return f.metadata.get(RANGE) or RANGES.get((cls, f.name))
+
+
+def _number(cls: type, f: dataclasses.Field, value: Any, key: str) -> float:
+    """``value`` checked against the field's type (a whole number for an int) and range."""
+    default = f.default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, not {value!r}")
+    if isinstance(default, int) and not isinstance(value, int):
+        raise ConfigError(f"{key} must be a whole number, not {value!r}")
+    value = float(value) if isinstance(default, float) else value
+    limits = bounds(cls, f)
+    if limits is not None:
+        lo, hi, note = limits
+        if not (math.isfinite(value) and lo <= value <= hi):
+            extra = f" ({note})" if note else ""
+            raise ConfigError(f"{key} must be between {lo:g} and {hi:g}{extra}, not {value!r}")
+    return value
+
+
+def _elements(cls: type, f: dataclasses.Field, value: Any, key: str) -> tuple:
+    """A list setting as a tuple, each element of the declared type (and, for text, not blank):
+    ``[wake] words = [1]`` used to pass here and kill the daemon at the first utterance."""
+    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    kind = (typing.get_args(typing.get_type_hints(cls)[f.name]) or (str,))[0]
+    for i, item in enumerate(items):
+        if not isinstance(item, kind) or (isinstance(item, str) and not item.strip()):
+            what = "a non-empty string" if kind is str else kind.__name__
+            raise ConfigError(f"{key}[{i}] must be {what}, not {item!r}")
+    return items
 
 
 def _build(cls, data: dict[str, Any], where: str):
@@ -108,18 +184,25 @@ def _build(cls, data: dict[str, Any], where: str):
                 raise ConfigError(f"[{where}{key}] must be a table")
             value = _build(type(default), value, f"{where}{key}.")
         elif isinstance(default, tuple):
-            value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+            value = _elements(cls, fields[key], value, where + key)
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}{key} must be true or false, not {value!r}")
-        elif isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{where}{key} must be a number, not {value!r}")
-            value = type(default)(value) if isinstance(default, float) else value
+        elif isinstance(default, (int, float)):
+            value = _number(cls, fields[key], value, where + key)
         elif isinstance(default, str) or default is None:
             value = None if value is None else str(value)
         values[key] = value
     return cls(**values)
+
+
+def _check_together(config: Config) -> None:
+    """Settings that are only wrong in combination."""
+    if config.vad.neg_threshold > config.vad.threshold:
+        raise ConfigError(
+            f"vad.neg_threshold must be at most vad.threshold ({config.vad.threshold:g}), "
+            f"not {config.vad.neg_threshold:g}"
+        )
 
 
 def merge(base: dict, overrides: dict) -> dict:
@@ -161,4 +244,5 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         raise ConfigError(f"input.source must be mic, wav or stdin, not {config.input.source!r}")
     if config.safety.confirm not in ("ask", "refuse", "allow"):
         raise ConfigError(f"safety.confirm must be ask, refuse or allow, not {config.safety.confirm!r}")
+    _check_together(config)
     return config

@@ -92,6 +92,16 @@ class Daemon:
             audio, self.config.area or None, self._accepting_without_wake(), answer
         )
 
+    def _write_log(self, record: dict) -> None:
+        """One JSON line; a failed write (disk full, file gone) is a warning, never the daemon's end."""
+        if self.log is None:
+            return
+        try:
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
+        except (OSError, ValueError) as exc:  # ValueError: the file was closed
+            log.warning("could not write the JSON log (%s); carrying on", exc)
+
     def finish(
         self, event: Event, heard: Understanding, speculative: str, timings: dict, t_voiced: float | None
     ) -> dict:
@@ -120,9 +130,7 @@ class Daemon:
                 "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             }
             self._say(reply)
-            if self.log is not None:
-                self.log.write(json.dumps(record) + "\n")
-                self.log.flush()
+            self._write_log(record)
             if self.metrics is not None:
                 self.metrics.observe(record)
             if self.keep_records:

@@ -20,6 +20,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         o["threads"] = args.threads
     if getattr(args, "no_llm", False):
         o["llm"] = False
+    if getattr(args, "allow_unsigned", False):
+        o["allow_unsigned"] = True
     src: dict = {}
     if getattr(args, "mic", None) is not None:
         src.update(source="mic", device=args.mic)
@@ -27,7 +29,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         src.update(source="wav", files=args.audio)
     if getattr(args, "stdin", False):
         src["source"] = "stdin"
-    if getattr(args, "stdin_rate", None):
+    if getattr(args, "stdin_rate", None) is not None:  # 0 is checked (and refused) by the config
         src["stdin_rate"] = args.stdin_rate
     if getattr(args, "realtime", False):
         src["realtime"] = True
@@ -124,10 +126,16 @@ def cmd_state(args: argparse.Namespace) -> int:
         return 0
     for entity_id, (state, attrs) in entities.items():
         extra = ", ".join(f"{k}={v}" for k, v in attrs.items() if k not in ("friendly_name", "device_class"))
-        print(f"{entity_id:36s} {state:10s} {extra}")
+        print(_printable(f"{entity_id:36s} {state:10s} {extra}"))
     for name, items in lists.items():
-        print(f"{name}: " + ", ".join(f"{'[x]' if c else '[ ]'} {i}" for i, c in items))
+        print(_printable(f"{name}: " + ", ".join(f"{'[x]' if c else '[ ]'} {i}" for i, c in items)))
     return 0
+
+
+def _printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\n``, ``\\u202e``): list
+    items and states come from speech and Wyoming clients, and must not drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def cmd_handle(args: argparse.Namespace) -> int:
@@ -160,14 +168,34 @@ def cmd_serve_wyoming(args: argparse.Namespace) -> int:
     from casavox.edge_app.config import load_config
     from casavox.edge_app.wyoming_server import serve
 
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, _wyoming_overrides(args, _overrides(args)))
     return serve(config, args.uri)
+
+
+def _wyoming_overrides(args: argparse.Namespace, overrides: dict) -> dict:
+    """serve-wyoming's flags as the ``[wyoming]`` section (``--allow`` replaces the config's list)."""
+    wyoming: dict = {}
+    if args.allow:
+        wyoming["allow"] = list(args.allow)
+    if args.no_act:
+        wyoming["act"] = False
+    if args.max_clients is not None:
+        wyoming["max_clients"] = args.max_clients
+    return {**overrides, "wyoming": wyoming} if wyoming else overrides
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="casavox.toml (every setting; flags override it)")
     p.add_argument("--home", help="home YAML (Home Assistant test-fixture format)")
     p.add_argument("--state", help="SQLite state file of the simulated home (and timers, lists)")
+
+
+def _unsigned_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="load a bundle not signed by a trusted key (config: allow_unsigned; hashes are still checked)",
+    )
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -183,6 +211,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--asr-variant", help="fp32, int8 or fp16")
     p.add_argument("--no-llm", action="store_true", help="templates only")
+    _unsigned_arg(p)
     p.add_argument("--mqtt", action="append", metavar="KEY=VALUE", help="MQTT setting, e.g. host=10.0.0.2")
     p.add_argument(
         "--hass", action="append", metavar="KEY=VALUE", help="Home Assistant setting, e.g. url=..."
@@ -215,6 +244,7 @@ def add_commands(sub) -> None:
     p.add_argument("--area", help="the area the speaker is in")
     p.add_argument("--backend", choices=["sim", "mqtt", "hass"])
     p.add_argument("--no-llm", action="store_true", help="templates only")
+    _unsigned_arg(p)
     p.add_argument("--confirm", choices=["ask", "refuse", "allow"], help="policy for locks/doors")
     p.add_argument("--json", action="store_true", help="one JSON turn per sentence")
     p.set_defaults(func=cmd_handle)
@@ -230,4 +260,14 @@ def add_commands(sub) -> None:
     p = sub.add_parser("serve-wyoming", help="serve speech-to-text and intents to Home Assistant (Wyoming)")
     _model_args(p)
     p.add_argument("--uri", default="tcp://127.0.0.1:10300", help="listen address (default localhost only)")
+    p.add_argument(
+        "--allow",
+        action="append",
+        metavar="ADDRESS",
+        help="only this client address or network may connect (repeatable; replaces [wyoming] allow)",
+    )
+    p.add_argument(
+        "--no-act", action="store_true", help="speech-to-text and recognition only: never act on a transcript"
+    )
+    p.add_argument("--max-clients", type=int, help="connections at once (default 16)")
     p.set_defaults(func=cmd_serve_wyoming)

@@ -103,3 +103,10 @@ def test_run_from_another_directory_with_the_shipped_home(
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [r["outcome"] for r in records] == ["acted"] and "Ceiling Fan" in records[0]["reply"]
     assert (tmp_path / ".local" / "state" / "casavox" / "home.sqlite").is_file()
+
+
+def test_the_public_names_are_the_lazy_ones() -> None:
+    import casavox
+
+    assert set(casavox.__all__) - {"CasavoxError", "__version__"} == set(casavox._LAZY)
+    assert all(getattr(casavox, name) is not None for name in casavox.__all__)

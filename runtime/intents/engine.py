@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
@@ -230,7 +231,9 @@ class IntentEngine:
         self, text: str, area: str | None = None, templates: bool = True, use_llm: bool = True
     ) -> IntentResult:
         t0 = time.perf_counter()
-        text = " ".join(str(text).split())
+        text = " ".join(
+            "".join(c for c in str(text) if c.isspace() or unicodedata.category(c)[0] != "C").split()
+        )
         timings: dict[str, float] = {}
 
         def done(result: IntentResult) -> IntentResult:
