@@ -80,3 +80,11 @@ lint: install
 clean:
 	rm -rf $(VENV) .cache bundles benchmarks/results .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The README's numbers block, regenerated from the committed reference run (tests/test_readme.py
+# fails when the two disagree). After a new reference run: copy benchmarks/results/<run>/ to
+# $(REFERENCE)/ and run this.
+REFERENCE ?= benchmarks/reference/dev-cpu-2core-epyc
+.PHONY: readme-table
+readme-table: install
+	$(BIN)/python -m benchmarks.readme_table $(REFERENCE)/results.json --write README.md
