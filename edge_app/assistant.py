@@ -89,12 +89,9 @@ class Turn:
 
     @property
     def handled(self) -> bool:
-        """Understood, and everything that ran was carried out (Wyoming's handled vs not-handled)."""
-        return (
-            self.outcome in (ACTED, ASKED, REFUSED, CONFIRMED, CANCELLED)
-            and self.delivered
-            and bool(self.outcomes or self.asked or self.refused or self.outcome == CANCELLED)
-        )
+        """Wyoming's handled vs not-handled: what ran was carried out, and something ran (or a question
+        was asked or answered). A sentence refused whole did nothing: not handled, the reply says why."""
+        return self.delivered and (bool(self.outcomes) or self.outcome in (ASKED, CANCELLED))
 
     def to_json(self) -> dict:
         """The turn as the CLI and logs show it: what was understood, done, asked and refused."""

@@ -27,6 +27,7 @@ from casavox.edge_app.backends import Backend
 from casavox.edge_app.config import Config
 from casavox.edge_app.endpointing import Endpointer, Event
 from casavox.edge_app.pipeline import SpeechPipeline, Understanding
+from casavox.edge_app.timers import Timers
 from casavox.runtime.audio.io import SAMPLE_RATE
 from casavox.runtime.audio.vad import FRAME, SileroVad
 from casavox.runtime.home import Home
@@ -63,6 +64,10 @@ class Daemon:
     @property
     def home(self) -> Home:
         return self.assistant.home
+
+    @property
+    def timers(self) -> Timers:
+        return self.assistant.timers
 
     # ---- the conversation -------------------------------------------------------------
     def _say(self, text: str) -> None:

@@ -38,7 +38,14 @@ import yaml
 from rapidfuzz import fuzz
 
 from casavox.runtime.home import Entity, Home
-from casavox.runtime.intents.catalogue import lookup
+from casavox.runtime.intents.catalogue import (
+    START_TIMER,
+    TURN_OFF,
+    TURN_ON,
+    VACUUM_RETURN_TO_BASE,
+    VACUUM_START,
+    lookup,
+)
 from casavox.runtime.intents.result import Intent
 from casavox.runtime.intents.said_values import TEXT_SLOTS
 
@@ -300,7 +307,7 @@ class Grounding:
                 return f"no device called {self._phrase(text)} ('{extra}')"
         if spec.is_timer and isinstance(name, str) and not self._says(said, name):
             return f"no timer called {name} was said"
-        if intent.name == "HassStartTimer" and not (numbers_said(text) or heard & TIME_UNITS):
+        if intent.name == START_TIMER and not (numbers_said(text) or heard & TIME_UNITS):
             return "no duration was said"
         if spec.changes_home:
             free = {w for k in TEXT_SLOTS if isinstance(s.get(k), str) for w in words(s[k])}
@@ -501,11 +508,11 @@ def not_a_command_reply(text: str, reason: str) -> str:
 
 
 OPPOSITE = {
-    "HassTurnOn": "HassTurnOff", "HassTurnOff": "HassTurnOn",
-    "HassVacuumStart": "HassVacuumReturnToBase", "HassVacuumReturnToBase": "HassVacuumStart",
+    TURN_ON: TURN_OFF, TURN_OFF: TURN_ON,
+    VACUUM_START: VACUUM_RETURN_TO_BASE, VACUUM_RETURN_TO_BASE: VACUUM_START,
 }  # fmt: skip
-ACTION_NAMES = {"HassTurnOn": "turn on", "HassTurnOff": "turn off", "HassVacuumStart": "start",
-                "HassVacuumReturnToBase": "send home"}  # fmt: skip
+ACTION_NAMES = {TURN_ON: "turn on", TURN_OFF: "turn off", VACUUM_START: "start",
+                VACUUM_RETURN_TO_BASE: "send home"}  # fmt: skip
 # Action words that say little on their own ("power", "up", "light"): enough when nothing else says
 # the action, never against the opposite's words.
 WEAK_ACTIONS = frozenset(
