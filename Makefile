@@ -55,6 +55,8 @@ $(BUNDLE)/manifest.json: | install
 benchmark: install $(BUNDLE)/manifest.json
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install -q llama-cpp-python  # peer; compiles llama.cpp
 	$(BIN)/python -m benchmarks.run --bundle $(BUNDLE) $(BENCH_ARGS)
+	# 8 concurrent Wyoming clients x 100 commands on loopback: errors, reply/state mismatches, p50/p95
+	mkdir -p benchmarks/results && $(BIN)/python -m benchmarks.wyoming_load | tee benchmarks/results/wyoming-load.json
 
 # The GPU machine's extras (README "GPU"; not run on this project's CPU-only machines): onnxruntime-gpu
 # replaces the CPU onnxruntime (both install the same module), NVIDIA's cuBLAS/cuDNN wheels serve it
