@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from casavox.runtime.home import Home
 from casavox.runtime.intents.catalogue import lookup
-from casavox.runtime.intents.grounding import Grounding, not_a_command_reply, ungrounded_reply
+from casavox.runtime.intents.grounding import SIMILAR, Grounding, not_a_command_reply, ungrounded_reply
 from casavox.runtime.intents.prompt import slot_spans
 from casavox.runtime.intents.result import Intent, IntentResult
 from casavox.runtime.intents.said_values import SaidValues, plain_words, values_said, words_outside
@@ -51,7 +51,7 @@ WHOLE_HOME = re.compile(
 HERE = re.compile(r"\b(?:here|this (?:room|space)|(?:my|our|the) room)\b", re.IGNORECASE)
 # Words of a place name that do not say which place it is ("the living room": "living" does).
 PLACE_FILLER = {"the", "room", "floor", "level", "and", "of"}
-SAID_SIMILARITY = 80  # rapidfuzz ratio: "kichen"/"kitchen" 92, "office"/"off" 67
+SAID_SIMILARITY = SIMILAR  # one threshold for a word as ASR misspells it (grounding.SIMILAR)
 
 
 def unknown_references(intent: Intent, home: Home) -> list[str]:

@@ -49,7 +49,7 @@ from casavox.runtime.intents.catalogue import (
 from casavox.runtime.intents.result import Intent
 from casavox.runtime.intents.said_values import TEXT_SLOTS
 
-SIMILAR = 80  # rapidfuzz ratio for a word as heard: "kichen"/"kitchen" 92, "office"/"off" 67
+SIMILAR = 80  # rapidfuzz ratio for a word as heard: "kichen"/"kitchen" 92, "office"/"off" 67 (engine.py too)
 MARKUP = re.compile(r"[<>{}\[\]|\\`]|im_start|im_end|endoftext|\bassistant\s*:|\bsystem\s*:", re.IGNORECASE)
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 NUMBER = re.compile(r"(?<![\w.])([-−–]\s*|\b(?:minus|negative)\s+)?(\d+(?:[.,]\d+)?)", re.IGNORECASE)
@@ -416,11 +416,13 @@ class Grounding:
         # its kind ("heat up the sauna" names no thermostat)
         if set(said) & (kind - self.lexicon.not_kinds):
             where = slots.get("area") or here
+            place = self.home.area(where) if where is not None else None
+            if where is not None and place is None:
+                return False
             same = [
                 x
                 for x in self.home.exposed
-                if x.domain == e.domain
-                and (where is None or (self.home.area(x.area_id) or _NO_AREA).name == where)
+                if x.domain == e.domain and (place is None or x.area_id == place.id)
             ]
             return same == [e]
         return False
@@ -530,13 +532,6 @@ LEADING = {
     "stop", "open", "close", "on", "off", "the", "a", "an", "my", "up", "down", "is", "are", "lock", "unlock",
     "activate", "run", "play", "pause", "make", "get", "kill", "shut",
 }  # fmt: skip
-
-
-class _NoArea:
-    name = None
-
-
-_NO_AREA = _NoArea()
 
 
 def _similar(want: str, heard: str) -> bool:
