@@ -164,9 +164,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         train_examples=args.examples,
         eval_examples=args.eval_examples,
         threads=args.threads,
+        checkpoint_every=args.checkpoint_every,
     )
     out = Path(args.out) if args.out else ADAPTER_DIR
-    report = finetune(out, args.base, cfg, evaluate_after=not args.no_eval)
+    checkpoints = Path(args.checkpoints) if args.checkpoints else None
+    report = finetune(out, args.base, cfg, evaluate_after=not args.no_eval, checkpoint_dir=checkpoints)
     summary = {k: report[k] for k in ("train_s", "final_loss") if k in report}
     if "held_out_eval" in report:
         summary["held_out_accuracy"] = report["held_out_eval"]["accuracy"]
@@ -192,13 +194,17 @@ def _engine_loader(args: argparse.Namespace):
             )
         else:
             llm = load_llm(bundle, args.variant, args.device, args.threads)
+    from casavox.runtime.intents.rules import GROUNDING_RULES, check_names
+
     intents = load_language_intents()
-    grounded = not getattr(args, "no_grounding", False)
+    # Rules switched off are studies of what each buys (docs/experiments.md), never for acting.
+    disabled = check_names(getattr(args, "without", None) or [])
+    if getattr(args, "no_grounding", False):
+        disabled |= GROUNDING_RULES
 
     def build(home):
         engine = IntentEngine.build(home, llm, intents, args.min_confidence)
-        if not grounded:
-            engine.grounding = None  # a study of what grounding buys; never for acting
+        engine.disabled = disabled
         return engine
 
     return build
@@ -310,7 +316,18 @@ def _intent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-llm", action="store_true", help="templates only")
     p.add_argument("--no-templates", action="store_true", help="the LLM alone")
     p.add_argument(
-        "--no-grounding", action="store_true", help="do not check answers against the words (to measure it)"
+        "--no-grounding",
+        action="store_true",
+        help="do not check answers against the words (to measure it): --without each grounding rule",
+    )
+    from casavox.runtime.intents.rules import RULE_NAMES
+
+    p.add_argument(
+        "--without",
+        action="append",
+        metavar="RULE",
+        choices=RULE_NAMES,
+        help=f"switch one rule around the model off, to measure it (repeatable): {', '.join(RULE_NAMES)}",
     )
     p.add_argument(
         "--min-confidence",
@@ -462,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-examples", type=int, default=120, help="held-back examples (unseen homes)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-eval", action="store_true")
+    p.add_argument(
+        "--checkpoints",
+        help="also write the adapter every --checkpoint-every steps under this folder (step-N/), for a training curve",
+    )
+    p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("transcribe", help="speech to text with a bundle")

@@ -205,6 +205,13 @@ class IntentEngine:
     context_intents: frozenset[str] = frozenset()  # see places_as_said
     said_values: SaidValues = field(default_factory=SaidValues)  # see values_said
     grounding: Grounding | None = None  # None: answers are not checked against the words (studies only)
+    disabled: frozenset[str] = (
+        frozenset()
+    )  # rules.RULE_NAMES switched off (to measure them; never for acting)
+
+    def on(self, rule: str) -> bool:
+        """Whether the named rule (``rules.RULES``) applies."""
+        return rule not in self.disabled
 
     @classmethod
     def build(
@@ -258,11 +265,13 @@ class IntentEngine:
             timings["template_ms"] = (time.perf_counter() - t0) * 1e3
         # Whatever Home Assistant's templates match is a command by Home Assistant's own definition;
         # past them, text that is no command for this box never reaches the model (grounding.py).
-        refused = self.grounding.refuse_text(text) if self.grounding is not None else None
+        refused = None
+        if self.grounding is not None and self.on("refuse_non_commands"):
+            refused = self.grounding.refuse_text(text)
         if refused is not None:
             reply = not_a_command_reply(text, refused)
             return done(IntentResult(text, [], "none", 0.0, f"not a command: {refused}", reply))
-        parts = split_commands(text)
+        parts = split_commands(text) if self.on("split_commands") else [text]
         if len(parts) > 1:
             results = [self.parse(p, area, templates=templates, use_llm=use_llm) for p in parts]
             if all(r.understood for r in results):
@@ -288,48 +297,49 @@ class IntentEngine:
             user_message(command, candidates(self.home, command, area), area), self.grammar
         )
         timings.update(answer.timings_ms)
+        return done(self.finish(text, area, answer))
+
+    def finish(self, text: str, area: str | None, answer) -> IntentResult:
+        """The result of the model's ``answer`` (an ``llm.LlmAnswer``) to ``text``: the rules after the
+        model (``rules.RULES``, stage "after") in their order, then the home's exposed names."""
         if answer.error:
-            return done(IntentResult(text, [], "none", 0.0, f"llm: {answer.error}"))
+            return IntentResult(text, [], "none", 0.0, f"llm: {answer.error}")
         here = self.home.area(area).name if area is not None else None
         raw = [Intent(i["name"], _clean_slots(i.get("slots", {}))) for i in answer.intents]
-        fixed = [values_said(i, self.home, text, self.said_values) for i in raw]
+        if self.grounding is not None and self.on("absent_names"):
+            # The model said the words name something this home does not have (schema.ABSENT): nothing
+            # is done, whatever else the answer holds, and the reply names what was not found.
+            absent = next((w for i in raw if (w := self.grounding.absent(i, text))), None)
+            if absent is not None:
+                reply = ungrounded_reply(absent)
+                return IntentResult(text, [], "none", answer.confidence, f"absent: {absent}", reply)
+        fixed = [
+            values_said(i, self.home, text, self.said_values) if self.on("values_said") else {} for i in raw
+        ]
         intents = [
-            places_as_said(
-                prefer_named_entity(
-                    Intent(i.name, {k: v for k, v in {**i.slots, **f}.items() if v is not None}),
-                    self.home,
-                    text,
-                    self.said_values.classes_asked,
-                ),
-                self.home,
-                text,
-                here,
-                self.context_intents,
-            )
+            Intent(i.name, {k: v for k, v in {**i.slots, **f}.items() if v is not None})
             for i, f in zip(raw, fixed, strict=True)
         ]
+        if self.on("prefer_named_entity"):
+            intents = [
+                prefer_named_entity(i, self.home, text, self.said_values.classes_asked) for i in intents
+            ]
+        if self.on("places_as_said"):
+            intents = [places_as_said(i, self.home, text, here, self.context_intents) for i in intents]
         # What the words settled (values_said) is not the model's to doubt: its hesitation over
         # "on" or "off" after "are any batteries low?" does not make the answer doubtful.
         confidence = answer.confidence_without(slot_spans(answer.text, [set(f) for f in fixed]))
         if not intents:
-            return done(IntentResult(text, [], "none", confidence, "llm: not a command for this home"))
+            return IntentResult(text, [], "none", confidence, "llm: not a command for this home")
         bad = [b for i in intents for b in unknown_references(i, self.home)]
         if bad:
-            return done(IntentResult(text, [], "none", confidence, f"unknown {', '.join(bad)}"))
-        if self.grounding is not None:
+            return IntentResult(text, [], "none", confidence, f"unknown {', '.join(bad)}")
+        if self.grounding is not None and self.on("grounding"):
             ungrounded = next((w for i in intents if (w := self.grounding.check(i, text, here))), None)
             if ungrounded is not None:
                 # The model had to pick one of the home's names; the words did not name it.
-                return done(
-                    IntentResult(
-                        text,
-                        [],
-                        "none",
-                        confidence,
-                        f"not grounded: {ungrounded}",
-                        ungrounded_reply(ungrounded),
-                    )
-                )
-        if confidence < self.min_confidence:
-            return done(IntentResult(text, [], "none", confidence, f"llm: low confidence {confidence:.2f}"))
-        return done(IntentResult(text, intents, "llm", confidence))
+                reply = ungrounded_reply(ungrounded)
+                return IntentResult(text, [], "none", confidence, f"not grounded: {ungrounded}", reply)
+        if self.on("confidence_floor") and confidence < self.min_confidence:
+            return IntentResult(text, [], "none", confidence, f"llm: low confidence {confidence:.2f}")
+        return IntentResult(text, intents, "llm", confidence)

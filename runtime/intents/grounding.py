@@ -479,6 +479,22 @@ class Grounding:
             ws = ws[1:]
         return " ".join(ws) or text
 
+    def absent(self, intent: Intent, text: str) -> str | None:
+        """The reason to give when the answer names something the home does not have (a slot value
+        starting with ``schema.ABSENT``, the model's copy of the words): "no device called hot tub"
+        where the copy is in the words, else the words after the verb (the copy is the model's, and a
+        reply must never put words in the speaker's mouth). None: nothing absent is named."""
+        from casavox.runtime.intents.schema import ABSENT
+
+        said = words(text)
+        for slot, what in (("name", "device"), ("area", "area"), ("floor", "floor")):
+            value = intent.slots.get(slot)
+            if isinstance(value, str) and value.startswith(ABSENT):
+                copy = value[len(ABSENT) :].strip()
+                phrase = copy if copy and self._says(said, copy) else self._phrase(text)
+                return f"no {what} called {phrase}"
+        return None
+
 
 def ungrounded_reply(reason: str) -> str:
     """What to say when an answer was not grounded: Home Assistant's words where they fit."""

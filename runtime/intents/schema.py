@@ -18,6 +18,21 @@ from casavox.runtime.intents.catalogue import lookup
 from casavox.runtime.intents.prompt import slot_rank
 
 MAX_INTENTS = 3  # "turn off the kitchen lights and lock the front door": at most three per sentence
+# "A name this home does not have": besides the home's names, every entity, area and floor slot
+# admits ABSENT followed by the words heard ("switch on the hot tub" in a home without one ->
+# name "?hot tub"), so that the model is never forced onto a real device when the words name none.
+# The model is trained to copy the words (export/llm/dataset.py, kind "absent"); the engine checks
+# the copy against the words and answers as Home Assistant does ("Sorry, I am not aware of any
+# device called hot tub"). Letters (any script), digits, spaces, hyphens and apostrophes: what a transcript's words are.
+ABSENT = "?"
+# Anchored: a JSON-schema pattern matches anywhere in the string unless it says otherwise, and an
+# unanchored one let the decoder write free text that only had to contain a "?" somewhere.
+ABSENT_SCHEMA = {"type": "string", "pattern": r"^\?\w[\w' -]{0,39}$"}
+
+
+def or_absent(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (an enum of the home's names) or a name the home does not have (``ABSENT``)."""
+    return {"anyOf": [schema, ABSENT_SCHEMA]}
 
 
 def intent_domains(intent: str | None) -> frozenset[str] | None:
@@ -44,13 +59,15 @@ def _names(home: Home, intent: str | None = None) -> list[str]:
 def slot_schema(kind: dict[str, Any], home: Home, intent: str | None = None) -> dict[str, Any] | None:
     k = kind["kind"]
     if k == "entity":
-        return {"enum": _names(home, intent)}
+        if intent is not None and not lookup(intent).name_checked:
+            return {"enum": _names(home, intent)}  # a list's or a timer's name, not a device's
+        return or_absent({"enum": _names(home, intent)})
     if k == "area":
         values = sorted({n for a in home.areas for n in (a.name, *a.aliases)})
-        return {"enum": values} if values else None
+        return or_absent({"enum": values}) if values else ABSENT_SCHEMA
     if k == "floor":
         values = sorted({n for f in home.floors for n in (f.name, *f.aliases)})
-        return {"enum": values} if values else None
+        return or_absent({"enum": values}) if values else ABSENT_SCHEMA
     if k == "enum":
         return {"enum": list(kind["values"])}
     if k == "integer":
@@ -166,6 +183,9 @@ def _consistent_slots(
     if state_kind is not None:
         nameless["state"] = {"enum": list(state_kind["values"])}
     options.append(_object(nameless))
+    # A device the home does not have ("is the hot tub on?"): its name as heard and nothing about
+    # its domain or state, which the home cannot say.
+    options.append(_object(dict(common, name=ABSENT_SCHEMA), ("name",)))
     return {"anyOf": options}
 
 
