@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     checked, refused = 0, []
     by_reason: collections.Counter[str] = collections.Counter()
     for ex in examples:
-        if not ex.intents or ex.home is None:
+        if not ex.intents or ex.home is None or ex.kind == "absent":  # absent: nothing to ground
             continue
         grounding = Grounding(ex.home)
         here = ex.home.area(ex.area).name if ex.area and ex.home.area(ex.area) else None

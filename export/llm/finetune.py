@@ -104,8 +104,11 @@ def finetune(
     config: FinetuneConfig | None = None,
     progress: bool = True,
     evaluate_after: bool = True,
+    checkpoint_dir: Path | None = None,
 ) -> dict:
-    """Train the LoRA adapter and write it (adapter files + recipe.json) to ``out_dir``."""
+    """Train the LoRA adapter and write it (adapter files + recipe.json) to ``out_dir``; with a
+    ``checkpoint_dir``, also the adapter every ``config.checkpoint_every`` steps (``step-N/``), so a
+    training curve can be measured on the frozen sets (``benchmarks/training_curve.py``)."""
     from peft import LoraConfig, get_peft_model
 
     from casavox.runtime.intents.templates import load_language_intents
@@ -166,6 +169,16 @@ def finetune(
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+        done = step + 1
+        if (
+            checkpoint_dir is not None
+            and cfg.checkpoint_every
+            and done % cfg.checkpoint_every == 0
+            and done < cfg.steps
+        ):
+            where = Path(checkpoint_dir) / f"step-{done}"
+            model.save_pretrained(where)
+            _to_fp16(where / "adapter_model.safetensors")
     train_s = time.time() - t0
     model.eval()
     out_dir = Path(out_dir)
@@ -182,7 +195,7 @@ def finetune(
             "train": len(train),
             "held_out": len(held_out),
             "kinds": dict(Counter(e.kind for e in train)),
-            "recipe": "export/llm/dataset.py (random homes; HA templates via hassil, augmentation, paraphrases, negatives, multi)",
+            "recipe": "export/llm/dataset.py (random homes from data/names.yaml; HA templates via hassil, augmentation; the paraphrase lexicon data/paraphrases.yaml; statements and non-commands; absent names; two commands)",
             "build_s": round(data_s, 1),
         },
         "train_s": round(train_s, 1),

@@ -22,3 +22,4 @@ class FinetuneConfig:
     eval_examples: int = 120
     threads: int = 0  # 0: all cores
     bf16: bool = True
+    checkpoint_every: int = 200  # steps between adapters written for a training curve (with a checkpoint dir)
