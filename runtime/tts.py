@@ -72,8 +72,11 @@ def espeak_say(text: str, voice: str = "en-us", words_per_minute: int = 160) -> 
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise SpeechError("espeak-ng is not installed (apt-get install espeak-ng; `make install` does it)")
+    # The text goes in on stdin: as an argument, a sentence starting with "-" ("-50 percent") was
+    # read as an option and espeak-ng wrote no audio.
     wav = subprocess.run(
-        [exe, "-v", voice, "-s", str(words_per_minute), "--stdout", text],
+        [exe, "-v", voice, "-s", str(words_per_minute), "--stdin", "--stdout"],
+        input=text.encode("utf-8"),
         check=True,
         capture_output=True,
     ).stdout
