@@ -27,7 +27,8 @@ MAX_INTENTS = 3  # "turn off the kitchen lights and lock the front door": at mos
 ABSENT = "?"
 # Anchored: a JSON-schema pattern matches anywhere in the string unless it says otherwise, and an
 # unanchored one let the decoder write free text that only had to contain a "?" somewhere.
-ABSENT_SCHEMA = {"type": "string", "pattern": r"^\?\w[\w' -]{0,39}$"}
+# Letters and digits of any script (\p{L}, \p{N}): "\w" is ASCII-only in llguidance and refused "?télé".
+ABSENT_SCHEMA = {"type": "string", "pattern": r"^\?[\p{L}\p{N}][\p{L}\p{N}' -]{0,39}$"}
 
 
 def or_absent(schema: dict[str, Any]) -> dict[str, Any]:
