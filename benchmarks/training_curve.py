@@ -5,8 +5,8 @@ other settings) each exported to an int8 LLM bundle and measured on the frozen h
 
 Per adapter: exact match, wrong-action rate and not-understood on the held-out commands, and the
 share of held-out non-commands acted on, through the merged engine (templates first) and through the
-LLM alone. The adapter's ``recipe.json`` (when there is one) gives its steps and data; a checkpoint
-folder ``step-N`` is N steps of the run in the folder above it.
+LLM alone. The adapter's ``recipe.json`` (when there is one) gives its steps and config; a checkpoint
+folder ``step-N`` (``casavox finetune --checkpoints``) is N steps of its run.
 """
 
 from __future__ import annotations
@@ -30,17 +30,13 @@ SETS = "tests/data/heldout_*.yaml"
 
 
 def describe(adapter: Path) -> dict:
-    """What is known of an adapter: its steps (checkpoint name or recipe) and its recipe's config."""
+    """What is known of an adapter: its recipe's steps and config, or a checkpoint's steps (``step-N``)."""
     recipe = adapter / "recipe.json"
     if recipe.exists():
         data = json.loads(recipe.read_text())
         return {"steps": data["config"]["steps"], "config": data["config"], "train_s": data.get("train_s")}
     m = re.fullmatch(r"step-(\d+)", adapter.name)
-    parent = adapter.parent.parent / "adapter" / "recipe.json"
-    info: dict = {"steps": int(m.group(1))} if m else {}
-    if parent.exists():
-        info["config"] = json.loads(parent.read_text())["config"]
-    return info
+    return {"steps": int(m.group(1))} if m else {}
 
 
 def score(bundle: Path, sets: list[Path]) -> dict:

@@ -69,11 +69,17 @@ def default_lexicon() -> Lexicon:
     return parse_lexicon(yaml.safe_load(LEXICON_FILE.read_text(encoding="utf-8")))
 
 
-def number_words(n: int) -> str:
-    """English words for 0..999 (unicode-rbnf, which hassil itself uses)."""
+@lru_cache(maxsize=1)
+def _english_numbers():
+    """unicode-rbnf's English engine (hassil's own number words), loaded once, not per number."""
     from unicode_rbnf import RbnfEngine
 
-    return RbnfEngine.for_language("en").format_number(n).text.replace("-", " ")
+    return RbnfEngine.for_language("en")
+
+
+def number_words(n: int) -> str:
+    """English words for 0..999 (unicode-rbnf, which hassil itself uses)."""
+    return _english_numbers().format_number(n).text.replace("-", " ")
 
 
 def _say_number(n: int, rng: random.Random, words_share: float = 0.4) -> str:

@@ -48,6 +48,7 @@ from casavox.runtime.intents.catalogue import (
 )
 from casavox.runtime.intents.result import Intent
 from casavox.runtime.intents.said_values import TEXT_SLOTS
+from casavox.runtime.intents.schema import ABSENT
 
 SIMILAR = 80  # rapidfuzz ratio for a word as heard: "kichen"/"kitchen" 92, "office"/"off" 67 (engine.py too)
 MARKUP = re.compile(r"[<>{}\[\]|\\`]|im_start|im_end|endoftext|\bassistant\s*:|\bsystem\s*:", re.IGNORECASE)
@@ -484,8 +485,6 @@ class Grounding:
         starting with ``schema.ABSENT``, the model's copy of the words): "no device called hot tub"
         where the copy is in the words, else the words after the verb (the copy is the model's, and a
         reply must never put words in the speaker's mouth). None: nothing absent is named."""
-        from casavox.runtime.intents.schema import ABSENT
-
         said = words(text)
         for slot, what in (("name", "device"), ("area", "area"), ("floor", "floor")):
             value = intent.slots.get(slot)
