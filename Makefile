@@ -76,8 +76,8 @@ benchmark-gpu: install-gpu $(BUNDLE)/manifest.json
 	  --llm-systems casavox-llm-fp16,pytorch-llm $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check casavox runtime export edge_app examples benchmarks tests
-	$(BIN)/ruff format --check casavox runtime export edge_app examples benchmarks tests
+	$(BIN)/ruff check casavox runtime export edge_app examples deploy benchmarks tests
+	$(BIN)/ruff format --check casavox runtime export edge_app examples deploy benchmarks tests
 
 clean:
 	rm -rf $(VENV) .cache bundles benchmarks/results .pytest_cache .ruff_cache

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from casavox.errors import CasavoxError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # public name -> module that defines it
 _LAZY = {

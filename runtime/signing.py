@@ -54,8 +54,10 @@ from casavox.errors import CasavoxError
 SIGNATURE = "manifest.sig"
 SIG_FORMAT = "casavox-manifest-signature"
 ALGORITHM = "ed25519"
-# Prefixed to the manifest bytes: a signature made for a bundle can mean nothing else.
+# Prefixed to the manifest bytes: a signature made for a bundle can mean nothing else, and one made
+# for a pack (`casavox pack`, export/pack.py) can never pass for a bundle's or the other way round.
 DOMAIN = b"casavox-bundle-manifest-v1\n"
+PACK_DOMAIN = b"casavox-pack-manifest-v1\n"
 SYSTEM_TRUST = Path("/etc/casavox/trusted_keys")
 ALLOW_HINT = "pass --allow-unsigned (config: allow_unsigned = true) to load it anyway"
 
@@ -215,13 +217,13 @@ def workstation_key(create: bool = False) -> SigningKey | None:
     return create_signing_key(path) if create else None
 
 
-def signature_record(manifest_bytes: bytes, key: SigningKey) -> bytes:
-    """The contents of ``manifest.sig`` for these manifest bytes."""
+def signature_record(manifest_bytes: bytes, key: SigningKey, domain: bytes = DOMAIN) -> bytes:
+    """The contents of ``manifest.sig`` for these manifest bytes (``domain``: what they are)."""
     record = {
         "format": SIG_FORMAT,
         "algorithm": ALGORITHM,
         "key_id": key.key_id,
-        "signature": base64.b64encode(key.private.sign(DOMAIN + manifest_bytes)).decode("ascii"),
+        "signature": base64.b64encode(key.private.sign(domain + manifest_bytes)).decode("ascii"),
     }
     return (json.dumps(record, indent=2) + "\n").encode()
 
@@ -243,8 +245,9 @@ def _parse_record(raw: bytes) -> tuple[str, bytes]:
     return kid, signature
 
 
-def check(manifest_bytes: bytes, sig_path: Path) -> Signature:
-    """Check ``manifest_bytes`` against ``sig_path`` and the trusted keys.
+def check(manifest_bytes: bytes, sig_path: Path, domain: bytes = DOMAIN) -> Signature:
+    """Check ``manifest_bytes`` against ``sig_path`` and the trusted keys (``domain``: what the
+    manifest is, a bundle's by default).
 
     Returns a trusted :class:`Signature`, or raises :class:`SigningError` naming the problem (no
     signature, a key this machine does not trust, a signature that does not match)."""
@@ -262,11 +265,19 @@ def check(manifest_bytes: bytes, sig_path: Path) -> Signature:
         )
     public, path = known[kid]
     try:
-        public.verify(signature, DOMAIN + manifest_bytes)
+        public.verify(signature, domain + manifest_bytes)
     except InvalidSignature:
+        what, redo = (
+            ("manifest.json", "re-export the bundle")
+            if domain == DOMAIN
+            else (
+                f"{sig_path.stem}.json",
+                "re-pack it",
+            )
+        )
         raise SigningError(
-            f"manifest.json does not match its signature by key {kid} (changed after it was signed): "
-            "do not use it; re-export the bundle"
+            f"{what} does not match its signature by key {kid} (changed after it was signed): "
+            f"do not use it; {redo}"
         ) from None
     return Signature(key_id=kid, trusted_by=path)
 
