@@ -294,8 +294,26 @@ class TodoPlanner(TargetPlanner):
         return Action(intent, targets, [call], f"{'Added' if self.add else 'Checked off'} {item}")
 
 
+def shopping_list_entity(home: Home) -> Entity | None:
+    """The to-do entity that is the shopping list, if the home has one.
+
+    Home Assistant's shopping list is a to-do entity (``todo.shopping_list``, named "Shopping List")
+    wherever the shopping_list integration is loaded, and its legacy ``shopping_list.*`` services
+    exist only there: a home with that to-do entity gets ``todo.*`` calls on it, which every Home
+    Assistant with to-do entities has; a home without one keeps the legacy service."""
+    for entity in home.entities:
+        if (
+            entity.domain == "todo"
+            and entity.exposed
+            and (entity.id == "todo.shopping_list" or entity.name.strip().lower() == "shopping list")
+        ):
+            return entity
+    return None
+
+
 class ShoppingListPlanner(Planner):
-    """The shopping list is no entity: no targets to resolve."""
+    """HassShoppingListAddItem/CompleteItem: on the shopping list's to-do entity when the home has
+    one (see :func:`shopping_list_entity`), else the legacy shopping_list service (no entity)."""
 
     def __init__(self, add: bool) -> None:
         self.add = add
@@ -304,8 +322,14 @@ class ShoppingListPlanner(Planner):
         item = str(intent.slots.get("item", "")).strip()
         if not item:
             return Action(intent, error="what should I add?")
+        reply = f"{'Added' if self.add else 'Checked off'} {item}"
+        todo = shopping_list_entity(home)
+        if todo is not None:
+            data = {"item": item} if self.add else {"item": item, "status": "completed"}
+            call = ServiceCall("todo", "add_item" if self.add else "update_item", (todo.id,), data)
+            return Action(intent, [todo], [call], reply)
         call = ServiceCall("shopping_list", "add_item" if self.add else "complete_item", (), {"name": item})
-        return Action(intent, [], [call], f"{'Added' if self.add else 'Checked off'} {item}")
+        return Action(intent, [], [call], reply)
 
 
 class FanSetSpeedPlanner(TargetPlanner):

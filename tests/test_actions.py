@@ -113,6 +113,29 @@ def test_queries_are_answered_from_the_state(home, sim) -> None:
     )
 
 
+def test_the_shopping_list_goes_to_its_todo_entity_when_the_home_has_one(tmp_path) -> None:
+    """As Home Assistant with the shopping_list integration: a to-do entity todo.shopping_list, and
+    the legacy shopping_list.* services only where that integration is loaded."""
+    home = home_from_dict(
+        {
+            "entities": [
+                {"name": "Shopping List", "id": "todo.shopping_list", "state": "0"},
+                {"name": "Chores", "id": "todo.chores", "state": "0"},
+            ]
+        }  # fmt: skip
+    )
+    action = plan(Intent("HassShoppingListAddItem", {"item": "oat milk"}), home, None)
+    assert [(c.domain, c.service, c.entity_ids, c.data) for c in action.calls] == [
+        ("todo", "add_item", ("todo.shopping_list",), {"item": "oat milk"})
+    ]
+    store = StateStore.open(tmp_path / "home.sqlite")
+    sim = (SimBackend.open(home, store), store)
+    assert do(home, sim, "HassShoppingListAddItem", item="oat milk").reply == "Added oat milk"
+    do(home, sim, "HassShoppingListCompleteItem", item="Oat milk")
+    assert store.items("todo.shopping_list") == [("oat milk", True)] and store.items("todo.chores") == []
+    store.close()
+
+
 def test_lists_and_timers(home, sim) -> None:
     assert do(home, sim, "HassShoppingListAddItem", item="milk").reply == "Added milk"
     assert sim[1].items("shopping_list") == [("milk", False)]
