@@ -113,8 +113,17 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         from casavox.runtime.tts import PiperSpeaker
 
         speaker = PiperSpeaker()
+    box = controls = None
+    if config.discovery.enabled:
+        from casavox import __version__
+        from casavox.edge_app.box_mqtt import BoxAnnouncer, BoxControls
+
+        controls = BoxControls(threshold=config.vad.threshold)
+        box = BoxAnnouncer(config.discovery, config.mqtt, controls, __version__).start()
     return Daemon(
         config=config,
+        box=box,
+        controls=controls,
         pipeline=pipeline,
         assistant=build_assistant(config, home, pipeline, backend, store),
         vad=SileroVad.load(),

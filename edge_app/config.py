@@ -23,6 +23,7 @@ from typing import Any
 
 from casavox.edge_app.backends.hass import HassSettings
 from casavox.edge_app.backends.mqtt import MqttSettings
+from casavox.edge_app.box_mqtt import DiscoverySettings
 from casavox.edge_app.endpointing import VadSettings
 from casavox.errors import CasavoxError
 
@@ -112,6 +113,7 @@ class Config:
     reply: ReplySettings = field(default_factory=ReplySettings)
     log: LogSettings = field(default_factory=LogSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)  # the box in Home Assistant
 
     @property
     def state_path(self) -> Path:

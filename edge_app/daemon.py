@@ -9,6 +9,7 @@ the reply and the log line, and the next utterance is served.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -55,6 +56,8 @@ class Daemon:
     records: list[dict] = field(default_factory=list)
     keep_records: bool = False
     on_record: object | None = None  # callable(record) after each utterance (the demo prints it)
+    box: object | None = None  # casavox.edge_app.box_mqtt.BoxAnnouncer: the box in Home Assistant
+    controls: object | None = None  # its BoxControls: mute and the speech threshold, set from there
     _busy: bool = False
 
     @property
@@ -138,6 +141,8 @@ class Daemon:
             self._write_log(record)
             if self.metrics is not None:
                 self.metrics.observe(record)
+            if self.box is not None:
+                self.box.observe(record)
             if self.keep_records:
                 self.records.append(record)
             if self.on_record is not None:
@@ -198,6 +203,21 @@ class Daemon:
 
         try:
             for frame in frames:
+                if self.controls is not None:
+                    if self.controls.muted.is_set():
+                        if endpointer.in_speech or spec is not None:  # muted mid-utterance: drop it
+                            if spec is not None:
+                                spec.cancel()
+                            spec, endpointer = None, Endpointer(endpointer.settings)
+                            pushed.clear()
+                        continue  # muted: the frame is never heard
+                    if self.controls.threshold != endpointer.settings.threshold:
+                        t = self.controls.threshold
+                        endpointer.settings = dataclasses.replace(
+                            endpointer.settings,
+                            threshold=t,
+                            neg_threshold=min(endpointer.settings.neg_threshold, t),
+                        )
                 pushed.append(time.monotonic())
                 for event in endpointer.push(frame, self.vad(frame)):
                     if event.kind == "speculate":

@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         served = daemon.run(frames_for(config))
     finally:
+        if daemon.box is not None:
+            daemon.box.close()
         daemon.backend.close()
         store.close()
     log.info("stopped after %d utterance(s); peak RSS %.0f MB", served, _peak_rss_mb())
