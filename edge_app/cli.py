@@ -180,7 +180,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def _engine_loader(args: argparse.Namespace):
     """A function home -> IntentEngine sharing one loaded LLM (or None when the bundle has none)."""
     from casavox.runtime.bundle import verify
-    from casavox.runtime.intents.engine import IntentEngine
+    from casavox.runtime.intents.engine import DEFAULT_MIN_CONFIDENCE, IntentEngine
     from casavox.runtime.intents.llm import llm_available, load_llm
     from casavox.runtime.intents.templates import load_language_intents
 
@@ -203,7 +203,8 @@ def _engine_loader(args: argparse.Namespace):
         disabled |= GROUNDING_RULES
 
     def build(home):
-        engine = IntentEngine.build(home, llm, intents, args.min_confidence)
+        floor = DEFAULT_MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence
+        engine = IntentEngine.build(home, llm, intents, floor)
         engine.disabled = disabled
         return engine
 
@@ -332,8 +333,8 @@ def _intent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-confidence",
         type=float,
-        default=0.5,
-        help="LLM answers less sure than this become 'not understood' (default 0.5)",
+        help="LLM answers less sure than this become 'not understood' (default: the engine's, "
+        "DEFAULT_MIN_CONFIDENCE in runtime/intents/engine.py)",
     )
 
 

@@ -22,19 +22,19 @@ PARAPHRASES = ROOT / "tests" / "data" / "paraphrases.yaml"
 FRESH_PARAPHRASES = ROOT / "tests" / "data" / "paraphrases_fresh.yaml"
 needs_ha = pytest.mark.skipif(not HA_TESTS.exists(), reason="../shared/ha-intents-tests not present")
 
-# Floors a little under what was measured with the committed adapter (docs/experiments.md, the
-# reference run of 2026-12-01 evening: merged 99.4%, LLM alone 88.0% on Home Assistant's suite,
-# 85.0% (34 of 40) on our paraphrases); a drop below them is a regression. The merged floor is the
-# product target (98%); the paraphrase floor is one sentence under the measurement (33 of 40); the
-# suite's LLM-alone floor is 2 points (22 sentences) under the measurement, for a bundle exported
-# on another machine. (The previous adapter measured 91.0% and 87.5%; the new recipe trades them for
-# the frozen held-out sets, docs/experiments.md.)
+# Floors a little under what was measured with the committed adapter at the default confidence
+# floor 0.7 (chosen on the development sets, docs/design.md "The rules around the model"; measured
+# 2026-12-01 night, docs/experiments.md): LLM alone 77.3% on Home Assistant's suite, 67.5% (27 of
+# 40) on our paraphrases, 54.5% (12 of 22) on the fresh ones; a drop below them is a regression.
+# The merged floor is the product target (98%); the paraphrase floors are one sentence under the
+# measurement; the suite's LLM-alone floor is 2 points (22 sentences) under it, for a bundle
+# exported on another machine. (At the old floor 0.5 these were 88.0%, 85.0% and 68.2%: the higher
+# floor turns hesitant answers, right ones too, into "not understood".)
 FLOOR_HA_MERGED = 0.98
-FLOOR_HA_LLM_ONLY = 0.86
-FLOOR_PARAPHRASES_LLM_ONLY = 0.825
-# tests/data/paraphrases_fresh.yaml, written after the answer rules: 68.2% measured (15 of 22; the
-# previous adapter 17 of 22), floor one sentence under (14 of 22).
-FLOOR_FRESH_PARAPHRASES_LLM_ONLY = 0.63
+FLOOR_HA_LLM_ONLY = 0.75
+FLOOR_PARAPHRASES_LLM_ONLY = 0.65
+# tests/data/paraphrases_fresh.yaml, written after the answer rules.
+FLOOR_FRESH_PARAPHRASES_LLM_ONLY = 0.50
 
 
 @pytest.fixture(scope="module")

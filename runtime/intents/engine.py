@@ -39,7 +39,7 @@ NUMBER_START = re.compile(
     r"twelve|fifteen|twenty|thirty|forty|fifty|sixty|ninety|hundred)\b)",
     re.IGNORECASE,
 )
-DEFAULT_MIN_CONFIDENCE = 0.5
+DEFAULT_MIN_CONFIDENCE = 0.7
 # Places as Home Assistant reads them (``places_as_said``): an area or floor is one the words say,
 # or the speaker's area for the intents whose templates take it from the context ("pause", "play
 # X", "turn off the lights"), never one the LLM added on its own. "everywhere", "in the house"...
