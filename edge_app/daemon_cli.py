@@ -117,7 +117,9 @@ def cmd_state(args: argparse.Namespace) -> int:
     if not config.state_path.exists():
         raise StateError(f"{config.state_path}: no state yet (run the daemon first)")
     store = StateStore.open(config.state_path, read_only=True)
-    entities = store.entities()
+    from casavox.edge_app.backends.sim import reported
+
+    entities = {k: (s, reported(k.partition(".")[0], s, a)) for k, (s, a) in store.entities().items()}
     lists = {r[0]: store.items(r[0]) for r in store.read("SELECT DISTINCT list FROM list_items")}
     if args.json:
         out = {

@@ -139,3 +139,36 @@ def say():
         return cache[text]
 
     return _say
+
+
+@pytest.fixture(scope="session")
+def home_assistant(tmp_path_factory, request):
+    """A real Home Assistant on loopback (tests/ha_instance.py), one per test session, shared by
+    tests/test_hass_real.py and the fault matrix; skipped with the reason where none can be installed
+    or started. Which version ran is written on the terminal."""
+    import logging
+
+    from tests.ha_instance import HaUnavailable, ensure_home_assistant, start_home_assistant
+
+    try:
+        install = ensure_home_assistant(CACHE)
+    except HaUnavailable as exc:
+        pytest.skip(f"Home Assistant cannot be installed here: {exc}")
+    try:
+        running = start_home_assistant(install, tmp_path_factory.mktemp("home-assistant"))
+    except HaUnavailable as exc:
+        pytest.skip(f"Home Assistant {install.version} does not start here: {exc}")
+    took = f"installed in {install.install_s:.0f} s" if install.install_s else "installed before"
+    said = (
+        f"Home Assistant {running.version} on Python {running.python_version} ({took}), "
+        f"up in {running.start_s:.1f} s at {running.url}"
+    )
+    logging.getLogger(__name__).warning("%s", said)
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:  # which one ran, on the terminal (output captured)
+        with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()
+            reporter.write_line(f"tests: {said}")
+    yield running
+    running.stop()

@@ -53,7 +53,11 @@ def test_home_assistant_service_semantics(home, sim) -> None:
     do(home, sim, "HassLightSet", name="Bedroom Lamp", brightness=50)
     assert state(sim, "light.bedroom_lamp") == ("on", {"brightness": 128})
     do(home, sim, "HassLightSet", name="Bedroom Lamp", color="red")
-    assert state(sim, "light.bedroom_lamp")[1]["color_name"] == "red"
+    assert state(sim, "light.bedroom_lamp") == ("on", {"brightness": 128, "rgb_color": [255, 0, 0]})
+    do(home, sim, "HassTurnOff", name="Bedroom Lamp")  # Home Assistant reports no colour while off
+    assert sim[0].state("light.bedroom_lamp").attributes == {"brightness": None, "rgb_color": None}
+    do(home, sim, "HassTurnOn", name="Bedroom Lamp")  # and comes back as it was
+    assert sim[0].state("light.bedroom_lamp").attributes == {"brightness": 128, "rgb_color": [255, 0, 0]}
     do(home, sim, "HassSetPosition", name="Living Room Blinds", position=30)
     assert state(sim, "cover.living_room_blinds") == (
         "open",
@@ -77,6 +81,7 @@ def test_home_assistant_service_semantics(home, sim) -> None:
 
 def test_relative_volume_mute_and_lawn_mower(home, sim, tmp_path) -> None:
     """Intents newer template releases added: each acts the way Home Assistant's handlers do."""
+    do(home, sim, "HassTurnOn", name="TV")  # a TV that is off reports no volume (as in Home Assistant)
     do(home, sim, "HassSetVolume", name="TV", volume_level=40)
     out = do(home, sim, "HassSetVolumeRelative", name="TV", volume_step="up")
     assert out.delivered and state(sim, "media_player.tv")[1]["volume_level"] == 0.5  # +10 points

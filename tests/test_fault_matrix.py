@@ -1,7 +1,7 @@
 """The fault matrix: each fault, what the user hears, what the log says, and that state and reply agree.
 
-One row per fault in ``FAULTS``, each run against the real part (a real mosquitto, a stand-in Home
-Assistant answering HTTP, a real SQLite file, a real Wyoming server, real bundles), with a
+One row per fault in ``FAULTS``, each run against the real part (a real mosquitto, a real Home
+Assistant (tests/conftest.py ``home_assistant``), a real SQLite file, a real Wyoming server, real bundles), with a
 templates-only intent engine where a conversation turn is needed. The expected strings are the
 ones the code really says. ``docs/faults.md`` is :func:`render_table` of the same rows, and
 ``test_the_doc_is_the_table`` keeps the two from drifting.
@@ -17,11 +17,9 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +43,12 @@ entities:
   - {name: Garage Light, id: light.garage_light, area: garage, state: "off"}
 """
 ON = "turn on the garage light"
+HA_HOME = """
+areas:
+  - {name: Kitchen, id: kitchen}
+entities:
+  - {name: Coffee Maker, id: switch.coffee_maker, area: kitchen, state: "off"}
+"""  # an entity of the real Home Assistant's house (tests/ha_instance.py)
 LIGHT_SET = "casavox/light/garage_light/set"
 LAMPS = ["Desk", "Floor", "Porch", "Hall", "Attic", "Cellar", "Patio", "Pantry", "Study", "Nursery"]
 
@@ -56,6 +60,7 @@ class Env:
     tmp_path: Path
     ha_intents: object
     monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest | None = None  # for the rows that need a session fixture
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def home(self, text: str = HOME):
@@ -203,18 +208,17 @@ def hass_unreachable(env: Env) -> Observed:
 
 
 def hass_token_rejected(env: Env) -> Observed:
+    """Against the session's real Home Assistant (tests/conftest.py ``home_assistant``)."""
     from casavox.edge_app.backends.hass import HassBackend, HassSettings
-    from tests.test_hass import StandIn
 
-    StandIn.calls = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    env.cleanups.append(httpd.shutdown)
+    ha = env.request.getfixturevalue("home_assistant")
+    before = ha.state("switch.coffee_maker")["state"]
     env.monkeypatch.setenv("CASAVOX_HASS_TOKEN", "wrong-token")
-    backend = HassBackend(HassSettings(url=f"http://127.0.0.1:{httpd.server_address[1]}"))
-    turn = env.assistant(backend).handle(ON)
-    agree = turn.outcome == "failed" and StandIn.calls == [] and "wrong-token" not in turn.reply
-    return Observed([turn.reply], agree, f"{turn.to_json()}, HA got {StandIn.calls}")
+    backend = HassBackend(HassSettings(url=ha.url))
+    turn = env.assistant(backend, env.home(HA_HOME)).handle("turn on the coffee maker")
+    after = ha.state("switch.coffee_maker")["state"]
+    agree = turn.outcome == "failed" and after == before and "wrong-token" not in turn.reply
+    return Observed([turn.reply], agree, f"{turn.to_json()}, coffee maker {before} -> {after}")
 
 
 # ---- the state file ---------------------------------------------------------------------------
@@ -455,13 +459,13 @@ FAULTS = [
     ),
     Fault(
         "hass-token-rejected",
-        "Home Assistant token rejected (401)",
+        "Home Assistant token rejected (401, a real Home Assistant)",
         (
             NOT_DELIVERED
-            + "Home Assistant POST /api/services/light/turn_on: token rejected; command not delivered",
+            + "Home Assistant POST /api/services/switch/turn_on: token rejected; command not delivered",
         ),
-        ("HassTurnOn: Home Assistant POST /api/services/light/turn_on: token rejected",),
-        "failed; Home Assistant ran no service; the token is in neither reply nor log",
+        ("HassTurnOn: Home Assistant POST /api/services/switch/turn_on: token rejected",),
+        "failed; the switch is unchanged in Home Assistant; the token is in neither reply nor log",
         hass_token_rejected,
     ),
     Fault(
@@ -589,7 +593,7 @@ def render_table() -> str:
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
-def test_fault(fault: Fault, tmp_path: Path, ha_intents, monkeypatch, caplog) -> None:
+def test_fault(fault: Fault, tmp_path: Path, ha_intents, monkeypatch, caplog, request) -> None:
     if fault.skip:
         pytest.skip(fault.skip)
     if fault.scenario in (broker_killed, broker_hung, broker_restarted) and not (
@@ -597,7 +601,7 @@ def test_fault(fault: Fault, tmp_path: Path, ha_intents, monkeypatch, caplog) ->
     ):
         pytest.skip("mosquitto is not installed")
     caplog.set_level("INFO")
-    env = Env(tmp_path, ha_intents, monkeypatch)
+    env = Env(tmp_path, ha_intents, monkeypatch, request)
     try:
         seen = fault.scenario(env)
     finally:

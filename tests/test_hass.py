@@ -1,10 +1,9 @@
-"""The Home Assistant REST backend against a local stand-in server that checks every request."""
+"""The Home Assistant REST backend's set-up and failures that need no Home Assistant (no token, a
+closed port, credentials in the URL). Everything it does against Home Assistant is tested against a
+real one: tests/test_hass_real.py."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,92 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "long-lived-token-abc123"
 
 
-class StandIn(BaseHTTPRequestHandler):
-    """Accepts what Home Assistant accepts: bearer token, JSON body, /api/services and /api/states."""
-
-    calls: list = []
-    states = {"lock.front_door": {"entity_id": "lock.front_door", "state": "unlocked", "attributes": {}}}
-
-    def _auth(self) -> bool:
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            self.send_response(401)
-            self.end_headers()
-            return False
-        return True
-
-    def do_POST(self) -> None:  # noqa: N802
-        if not self._auth():
-            return
-        parts = self.path.strip("/").split("/")
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if (
-            parts[:2] != ["api", "services"]
-            or len(parts) != 4
-            or self.headers.get("Content-Type") != "application/json"
-        ):
-            self.send_response(400)
-            self.end_headers()
-            return
-        self.calls.append((parts[2], parts[3], body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b"[]")
-
-    def do_GET(self) -> None:  # noqa: N802
-        if not self._auth():
-            return
-        entity_id = self.path.rsplit("/", 1)[-1]
-        if entity_id not in self.states:
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(json.dumps(self.states[entity_id]).encode())
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture()
-def server():
-    StandIn.calls = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
 @pytest.fixture()
 def home():
     return load_home(ROOT / "examples" / "home.yaml")
-
-
-def test_services_and_states(server, home, monkeypatch) -> None:
-    monkeypatch.setenv("CASAVOX_HASS_TOKEN", TOKEN)
-    backend = HassBackend(HassSettings(url=server))
-    for call in plan(Intent("HassLightSet", {"name": "Bedroom Lamp", "brightness": 30}), home).calls:
-        backend.call(call)
-    for call in plan(Intent("HassTurnOn", {"name": "Living Room Blinds"}), home).calls:
-        backend.call(call)
-    assert StandIn.calls == [
-        ("light", "turn_on", {"brightness_pct": 30, "entity_id": ["light.bedroom_lamp"]}),
-        ("cover", "open_cover", {"entity_id": ["cover.living_room_blinds"]}),
-    ]
-    out = execute(plan(Intent("HassGetState", {"name": "Front Door"}), home), backend, None)
-    assert out.reply == "Front Door is unlocked"
-    assert backend.state("light.nowhere") is None
-
-
-def test_token_from_a_file_and_never_in_errors(server, home, tmp_path) -> None:
-    (tmp_path / "token").write_text("wrong-token\n")
-    backend = HassBackend(HassSettings(url=server, token_file=str(tmp_path / "token")))
-    with pytest.raises(DeliveryError) as err:
-        backend.call(plan(Intent("HassTurnOn", {"name": "Desk Lamp"}), home).calls[0])
-    assert "token rejected" in str(err.value) and "wrong-token" not in str(err.value)
-    assert StandIn.calls == []
 
 
 def test_no_token_fails_at_start(monkeypatch) -> None:

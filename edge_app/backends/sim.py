@@ -4,6 +4,12 @@ On first start every entity is seeded from the YAML (state + attributes); after 
 wins, so state survives restarts. Each service call changes the entities the way the matching
 Home Assistant integration would (light.turn_on with brightness_pct sets brightness 0-255,
 cover.set_cover_position sets current_position and open/closed, lock.unlock -> "unlocked"...).
+
+What is stored is the device's memory (a light switched off keeps the brightness it comes back
+on at, a fan the speed, a TV its volume); what is *reported* (:func:`reported`: state questions,
+`casavox state`) is what Home Assistant reports for that state: no brightness or colour for a light
+that is off, percentage 0 for a fan that is off, no volume for a media player that is off. Compared
+call by call with a real Home Assistant in tests/test_hass_real.py.
 """
 
 from __future__ import annotations
@@ -19,6 +25,24 @@ from casavox.edge_app.state_store import StateError, StateStore
 from casavox.runtime.home import Home
 
 TRACK = "media_track"
+# What Home Assistant shows as None while the entity is off (its entities report these only when on).
+HIDDEN_WHEN_OFF = {
+    "light": ("brightness", "rgb_color", "hs_color", "xy_color", "color_temp_kelvin"),
+    "media_player": ("volume_level", "is_volume_muted", "media_title", TRACK),
+}
+SHOPPING_LIST = "todo.shopping_list"  # Home Assistant's shopping list is this to-do entity
+
+
+def reported(domain: str, state: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes Home Assistant reports for an entity in ``state`` (see the module docstring)."""
+    out = dict(attrs)
+    if state == "off":
+        for key in HIDDEN_WHEN_OFF.get(domain, ()):
+            if key in out:
+                out[key] = None
+        if domain == "fan" and "percentage" in out:
+            out["percentage"] = 0
+    return out
 
 
 def apply_service(
@@ -31,10 +55,16 @@ def apply_service(
     if domain == "light" and service == "turn_on":
         if "brightness_pct" in data:
             if data["brightness_pct"] == 0:
-                return "off", a
+                return "off", a  # as light.turn_off: the brightness it comes back at is kept
             a["brightness"] = round(data["brightness_pct"] * 255 / 100)
-        if "color_name" in data:
-            a["color_name"] = data["color_name"]
+        if "color_name" in data:  # Home Assistant turns the name into a colour (its state has no name)
+            from casavox.edge_app.backends.mqtt import COLORS
+
+            rgb = COLORS.get(str(data["color_name"]).lower())
+            if rgb is None:
+                raise DeliveryError(f"the simulated home knows no colour {data['color_name']}")
+            a["rgb_color"] = list(rgb)
+            a.pop("color_name", None)
         return "on", a
     if domain in ("cover", "valve"):
         position = {
@@ -57,7 +87,7 @@ def apply_service(
         return state, a
     if domain == "climate" and service == "set_temperature":
         a["temperature"] = data["temperature"]
-        return (state if state != "off" else "heat"), a
+        return state, a  # a thermostat that is off stays off (Home Assistant's climate entities)
     if domain == "vacuum":
         return {"start": "cleaning", "return_to_base": "returning", "turn_on": "cleaning"}.get(
             service, "docked"
@@ -69,6 +99,10 @@ def apply_service(
     if domain == "fan" and service == "set_percentage":
         a["percentage"] = data["percentage"]
         return ("on" if data["percentage"] > 0 else "off"), a
+    if domain == "fan" and service == "turn_on":
+        if not a.get("percentage"):  # back at the speed it had, or full speed
+            a["percentage"] = 100
+        return "on", a
     if domain == "media_player":
         if service == "volume_set":
             a["volume_level"] = data["volume_level"]
@@ -133,8 +167,13 @@ class SimBackend:
         except StateError as exc:
             raise DeliveryError(str(exc)) from None
 
+    def _shopping_list(self) -> str:
+        """Where ``shopping_list.*`` items go: Home Assistant's todo.shopping_list when the home has
+        it (one list, whichever service is called), else the legacy list of that name."""
+        return SHOPPING_LIST if any(e.id == SHOPPING_LIST for e in self.home.entities) else "shopping_list"
+
     def _list(self, conn, call: ServiceCall) -> None:
-        lists = list(call.entity_ids) or ["shopping_list"]
+        lists = list(call.entity_ids) or [self._shopping_list()]
         item = str(call.data.get("name") or call.data.get("item") or "")
         for name in lists:
             if call.service == "add_item":
@@ -146,13 +185,22 @@ class SimBackend:
                 ).rowcount
                 if not done:
                     raise DeliveryError(f"{item} is not on the list")
+        for name in lists:  # a to-do entity's state is its number of unfinished items, as in HA
+            if name.startswith("todo."):
+                (left,) = conn.execute(
+                    "SELECT count(*) FROM list_items WHERE list = ? AND complete = 0", (name,)
+                ).fetchone()
+                conn.execute(
+                    "UPDATE entities SET state = ?, last_changed = ? WHERE entity_id = ?",
+                    (str(left), time.time(), name),
+                )
 
     def state(self, entity_id: str) -> EntityState | None:
         try:
             row = self.store.entity(entity_id)
         except StateError as exc:
             raise DeliveryError(str(exc)) from None
-        return EntityState(row[0], row[1]) if row else None
+        return EntityState(row[0], reported(entity_id.partition(".")[0], row[0], row[1])) if row else None
 
     def close(self) -> None:
         pass
