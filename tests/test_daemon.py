@@ -79,7 +79,7 @@ def test_commands_with_pauses_and_noise_change_the_simulated_home(make, say) -> 
     before = states(store)
     audio = stream(
         say, 0.6, "Turn off the lights in the kitchen.", 1.0, "Set the bedroom lamp brightness to 50%.", 1.2,
-        "It's way too dark in the office.", 0.8, "Close the living room blinds.", 1.0,
+        "Put some light on in the office.", 0.8, "Close the living room blinds.", 1.0,
     )  # fmt: skip
     assert daemon.run(frames_of(audio)) == 4
     after = states(store)

@@ -379,7 +379,9 @@ def test_confidence_leaves_out_what_the_words_settled() -> None:
 def test_llm_answers_take_the_words_polarity(intent_llm, ha_intents) -> None:
     from casavox.runtime.home import home_from_dict
 
-    engine = IntentEngine.build(home_from_dict(SAID_HOME), intent_llm, ha_intents)
+    # About the polarity the words give, not the confidence floor (measured on its own sets): the
+    # model hesitates over these (0.59) and the floor would turn them into "not understood".
+    engine = IntentEngine.build(home_from_dict(SAID_HOME), intent_llm, ha_intents, min_confidence=0.5)
     for text, state in (("are any batteries low?", "on"), ("are all batteries normal?", "off")):
         result = engine.parse(text, templates=False)
         assert result.understood, result.reason
