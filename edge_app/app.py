@@ -33,6 +33,26 @@ def open_backend(config: Config, home: Home, store: StateStore) -> Backend:
     return SimBackend.open(home, store)
 
 
+def load_home_for(config: Config) -> Home:
+    """The home a config names: Home Assistant's own (backend ``hass`` with ``read_home``), with the
+    YAML home laid over it when one is set; otherwise the YAML home."""
+    if config.reads_home_from_hass:
+        from casavox.edge_app.backends.hass_home import read_home
+
+        return read_home(config.hass, load_home(config.home) if config.home else None)
+    return load_home(config.home)
+
+
+def follow_home(config: Config, home: Home, on_change):
+    """A started :class:`HomeFollower` when the home comes from Home Assistant, else None."""
+    if not config.reads_home_from_hass:
+        return None
+    from casavox.edge_app.backends.hass_home import HomeFollower
+
+    overlay = load_home(config.home) if config.home else None
+    return HomeFollower(config.hass, home, on_change, overlay, config.hass.refresh_s).start()
+
+
 def open_log(config: Config) -> TextIO | None:
     if not config.log.json:
         return None
@@ -89,11 +109,11 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
     from casavox.edge_app.daemon import Daemon
     from casavox.runtime.audio.vad import SileroVad
 
-    home = load_home(config.home)
+    home = load_home_for(config)
     if config.area and home.area(config.area) is None:
         from casavox.runtime.home import HomeError
 
-        raise HomeError(f"area '{config.area}' is not in {config.home}")
+        raise HomeError(f"area '{config.area}' is not in {home.source}")
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
     metrics = None
@@ -120,7 +140,7 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
 
         controls = BoxControls(threshold=config.vad.threshold)
         box = BoxAnnouncer(config.discovery, config.mqtt, controls, __version__).start()
-    return Daemon(
+    daemon = Daemon(
         config=config,
         box=box,
         controls=controls,
@@ -131,4 +151,6 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         metrics=metrics,
         speaker=speaker,
         keep_records=keep_records,
-    ), store
+    )
+    daemon.follower = follow_home(config, home, daemon.use_home)
+    return daemon, store

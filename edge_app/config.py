@@ -116,6 +116,11 @@ class Config:
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)  # the box in Home Assistant
 
     @property
+    def reads_home_from_hass(self) -> bool:
+        """The home comes from Home Assistant (``home``, if set, is laid over it)."""
+        return self.backend == "hass" and self.hass.read_home
+
+    @property
     def state_path(self) -> Path:
         return Path(self.state).expanduser()
 
@@ -236,7 +241,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     config = _build(Config, merge(data, overrides or {}), "")
     if not config.bundle:
         config = dataclasses.replace(config, bundle=str(default_bundle()))
-    if not config.home:
+    if not config.home and not config.reads_home_from_hass:
         from casavox.examples import example_path
 
         config = dataclasses.replace(config, home=str(example_path("home.yaml")))

@@ -58,6 +58,7 @@ class Daemon:
     on_record: object | None = None  # callable(record) after each utterance (the demo prints it)
     box: object | None = None  # casavox.edge_app.box_mqtt.BoxAnnouncer: the box in Home Assistant
     controls: object | None = None  # its BoxControls: mute and the speech threshold, set from there
+    follower: object | None = None  # hass_home.HomeFollower: the home re-read from Home Assistant
     _busy: bool = False
 
     @property
@@ -71,6 +72,11 @@ class Daemon:
     @property
     def timers(self) -> Timers:
         return self.assistant.timers
+
+    def use_home(self, home: Home) -> None:
+        """A new home from Home Assistant: understanding and planning switch to it together."""
+        self.pipeline.use_home(home)
+        self.assistant.home = home
 
     # ---- the conversation -------------------------------------------------------------
     def _say(self, text: str) -> None:

@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         served = daemon.run(frames_for(config))
     finally:
+        if daemon.follower is not None:
+            daemon.follower.stop()
         if daemon.box is not None:
             daemon.box.close()
         daemon.backend.close()
@@ -144,13 +146,12 @@ def _printable(text: str) -> str:
 
 def cmd_handle(args: argparse.Namespace) -> int:
     """Sentences as text through one conversation turn each, acting on the configured backend."""
-    from casavox.edge_app.app import build_assistant, load_pipeline, open_backend
+    from casavox.edge_app.app import build_assistant, load_home_for, load_pipeline, open_backend
     from casavox.edge_app.config import load_config
     from casavox.edge_app.state_store import StateStore
-    from casavox.runtime.home import load_home
 
     config = load_config(args.config, _overrides(args))
-    home = load_home(config.home)
+    home = load_home_for(config)
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
     try:

@@ -89,6 +89,21 @@ class SpeechPipeline:
         bias = PhraseBias.build(names, transcriber.tokenizer.encode) if names else None
         return cls(transcriber, engine, bias)
 
+    def use_home(self, home) -> None:
+        """Serve another home (Home Assistant renamed, exposed or hid something): the templates'
+        slot lists, the LLM's grammar and the ASR bias are rebuilt outside the lock, then swapped
+        in at once; an utterance in progress finishes on the old ones."""
+        from casavox.runtime.asr.bias import PhraseBias
+        from casavox.runtime.intents.engine import IntentEngine
+
+        old = self.engine
+        engine = IntentEngine.build(home, old.llm, old.templates.intents, old.min_confidence)
+        engine.disabled = old.disabled
+        names = [n for e in home.exposed for n in e.names] + [a.name for a in home.areas]
+        bias = PhraseBias.build(names, self.transcriber.tokenizer.encode) if names else None
+        with self.lock:
+            self.engine, self.bias = engine, bias
+
     def transcribe(self, audio: np.ndarray):
         with self.lock:
             return self.transcriber.transcribe(audio, bias=self.bias.bonus if self.bias else None)

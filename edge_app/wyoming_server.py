@@ -522,22 +522,30 @@ def policy(settings) -> dict:
 
 def serve(config, uri: str) -> int:
     """Load everything once and serve until interrupted."""
-    from casavox.edge_app.app import build_assistant, load_pipeline, open_backend
+    from casavox.edge_app.app import build_assistant, follow_home, load_home_for, load_pipeline, open_backend
     from casavox.edge_app.state_store import StateStore
-    from casavox.runtime.home import load_home
 
     rules = policy(config.wyoming)  # a bad entry fails now, before the models load
-    home = load_home(config.home)
+    home = load_home_for(config)
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
     pipeline = load_pipeline(config, home)
-    services = Services(pipeline, build_assistant(config, home, pipeline, backend, store), **rules)
+    assistant = build_assistant(config, home, pipeline, backend, store)
+    services = Services(pipeline, assistant, **rules)
+
+    def use_home(new_home) -> None:
+        pipeline.use_home(new_home)
+        assistant.home = new_home
+
+    follower = follow_home(config, home, use_home)
     log.info("Wyoming server on %s%s", uri, "" if services.act else " (acting is off)")
     try:
         asyncio.run(run_server(services, uri))
     except KeyboardInterrupt:
         pass
     finally:
+        if follower is not None:
+            follower.stop()
         backend.close()
         store.close()
     return 0

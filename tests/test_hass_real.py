@@ -325,12 +325,13 @@ def test_cli_handle_acts_on_home_assistant(house, engine, tmp_path, monkeypatch,
 def test_cli_with_a_wrong_token_says_so_in_one_line(house, engine, tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "token").write_text("not-the-token\n")
     config = _config(tmp_path, house, tmp_path / "token")
-    _cli(monkeypatch, engine, config, tmp_path / "s.sqlite", "turn on the coffee maker")
+    rc = _cli(monkeypatch, engine, config, tmp_path / "s.sqlite", "turn on the coffee maker")
     captured = capsys.readouterr()
-    lines = captured.out.strip().splitlines()
-    assert len(lines) == 1, captured.out
-    turn = json.loads(lines[0])
-    assert not turn["delivered"] and "token rejected" in turn["reply"], turn
+    # The home is read from Home Assistant first (hass.read_home), so a wrong token stops the command
+    # at start, in one line, before any sentence is handled.
+    errors = captured.err.strip().splitlines()
+    assert rc == 1 and captured.out == "" and len(errors) == 1, captured
+    assert errors[0].startswith("casavox: error: ") and "token rejected" in errors[0], errors
     assert "not-the-token" not in captured.out + captured.err
     expect(house, "switch.coffee_maker", "off")
 

@@ -39,6 +39,9 @@ class HassSettings:
     token_env: str = "CASAVOX_HASS_TOKEN"
     token_file: str | None = None
     timeout_s: float = field(default=3.0, metadata={"range": (0.1, 120.0, "")})  # see config.within
+    # The home from Home Assistant's registries (edge_app/backends/hass_home.py), re-read this often.
+    read_home: bool = True
+    refresh_s: float = field(default=10.0, metadata={"range": (1.0, 3600.0, "")})
 
     def token(self) -> str:
         if self.token_file:
@@ -53,6 +56,24 @@ class HassSettings:
         return token
 
 
+def check_url(settings: HassSettings) -> None:
+    """An http(s) URL with a host and no credentials (Home Assistant takes the token; urllib would
+    send ``user:pass@host`` as the host name and fail every command)."""
+    shown = redact_url(settings.url)
+    try:
+        parts = urllib.parse.urlsplit(settings.url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is no number)
+    except ValueError:
+        raise DeliveryError(f"hass.url {shown} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DeliveryError(f"hass.url {shown} must be http:// or https:// and name a host")
+    if "@" in parts.netloc:
+        raise DeliveryError(
+            f"hass.url {shown} must not contain a user name or password; "
+            f"Home Assistant takes a token ({settings.token_env} or hass.token_file)"
+        )
+
+
 @dataclass
 class HassBackend:
     settings: HassSettings = field(default_factory=HassSettings)
@@ -63,21 +84,7 @@ class HassBackend:
         self._token = self.settings.token()  # read once; fail at start, not at the first command
 
     def _check_url(self) -> None:
-        """An http(s) URL with a host and no credentials (Home Assistant takes the token; urllib would
-        send ``user:pass@host`` as the host name and fail every command)."""
-        shown = redact_url(self.settings.url)
-        try:
-            parts = urllib.parse.urlsplit(self.settings.url)
-            parts.port  # noqa: B018 (raises ValueError on a port that is no number)
-        except ValueError:
-            raise DeliveryError(f"hass.url {shown} is not a valid URL") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DeliveryError(f"hass.url {shown} must be http:// or https:// and name a host")
-        if "@" in parts.netloc:
-            raise DeliveryError(
-                f"hass.url {shown} must not contain a user name or password; "
-                f"Home Assistant takes a token ({self.settings.token_env} or hass.token_file)"
-            )
+        check_url(self.settings)
 
     def _request(self, method: str, path: str, body: dict | None = None) -> object:
         url = self.settings.url.rstrip("/") + path
