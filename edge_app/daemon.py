@@ -117,7 +117,13 @@ class Daemon:
             log.warning("could not write the JSON log (%s); carrying on", exc)
 
     def finish(
-        self, event: Event, heard: Understanding, speculative: str, timings: dict, t_voiced: float | None
+        self,
+        event: Event,
+        heard: Understanding,
+        speculative: str,
+        timings: dict,
+        t_voiced: float | None,
+        source: dict | None = None,
     ) -> dict:
         self._busy = True
         try:
@@ -132,6 +138,7 @@ class Daemon:
             record = {
                 "ts": round(time.time(), 3),
                 "audio_s": round(len(event.audio) / SAMPLE_RATE, 2),
+                "source": source,  # where the utterance began: file and offset, stdin, or the mic
                 "end": event.reason,
                 "speculative": speculative,
                 "heard": heard.heard,
@@ -181,7 +188,14 @@ class Daemon:
         spec: Future | None = None
         pushed: deque[float] = deque(maxlen=4096)  # wall time each recent frame was pushed
         served = 0
+        streamed = 0  # frames taken from the source (muted ones too): offsets in the source's terms
+        where = getattr(frames, "where", None) or (
+            lambda sample: {"stream": "frames", "offset_s": round(sample / SAMPLE_RATE, 2)}
+        )
         self.vad.reset()
+
+        def source_of(event: Event) -> dict:
+            return where(max(0, streamed * FRAME - len(event.audio)))
 
         def wall_of(sample: int) -> float | None:
             index = sample // FRAME - 1  # frame that contained the sample just before ``sample``
@@ -204,11 +218,12 @@ class Daemon:
                 )
             spec = None
             timings.update(heard.timings_ms)
-            self.finish(event, heard, label, timings, wall_of(event.last_voiced))
+            self.finish(event, heard, label, timings, wall_of(event.last_voiced), source_of(event))
             served += 1
 
         try:
             for frame in frames:
+                streamed += 1
                 if self.controls is not None:
                     if self.controls.muted.is_set():
                         if endpointer.in_speech or spec is not None:  # muted mid-utterance: drop it
@@ -245,7 +260,12 @@ class Daemon:
                             * 1e3
                         }
                         self.finish(
-                            event, heard, "early", {**timings, **heard.timings_ms}, wall_of(event.last_voiced)
+                            event,
+                            heard,
+                            "early",
+                            {**timings, **heard.timings_ms},
+                            wall_of(event.last_voiced),
+                            source_of(event),
                         )
                         spec, served = None, served + 1
                 if endpointer.frames_seen % 31 == 0:

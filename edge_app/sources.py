@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +54,10 @@ def paced(frames: Iterable[np.ndarray], realtime: bool) -> Iterator[np.ndarray]:
         yield frame
 
 
+def _offset(sample: int) -> float:
+    return round(max(0, sample) / SAMPLE_RATE, 2)
+
+
 @dataclass
 class WavSource:
     """A list of audio files, played one after the other with a short silence between."""
@@ -61,6 +65,8 @@ class WavSource:
     paths: list[Path]
     realtime: bool = False
     on_error: Callable[[str], None] = log.error
+    _starts: list = field(default_factory=list)  # (first stream frame, file) per file played
+    _yielded: int = 0
 
     def _frames(self) -> Iterator[np.ndarray]:
         gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
@@ -70,7 +76,16 @@ class WavSource:
             except AudioError as exc:
                 self.on_error(f"skipping audio file: {exc}")
                 continue
-            yield from frames_of(np.concatenate([audio, gap]))
+            self._starts.append((self._yielded, str(path)))
+            for frame in frames_of(np.concatenate([audio, gap])):
+                self._yielded += 1
+                yield frame
+
+    def where(self, sample: int) -> dict:
+        """Which file the stream's ``sample`` came from, and the offset in it (the log names it)."""
+        frame = sample // FRAME
+        start, path = next(((s, p) for s, p in reversed(self._starts) if s <= frame), (0, ""))
+        return {"file": path, "offset_s": _offset(sample - start * FRAME)}
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return paced(self._frames(), self.realtime)
@@ -84,6 +99,10 @@ class PcmSource:
     sample_rate: int = SAMPLE_RATE
     channels: int = 1
     block_bytes: int = 4096
+    name: str = "stdin"
+
+    def where(self, sample: int) -> dict:
+        return {"stream": self.name, "offset_s": _offset(sample)}
 
     def __iter__(self) -> Iterator[np.ndarray]:
         import soxr
@@ -192,9 +211,15 @@ class MicSource:
 
     device: str | int | None = None
     block_ms: int = 32
+    _name: str = ""
+
+    def where(self, sample: int) -> dict:
+        """The device, and the offset since listening began (the record's ``ts`` is the wall clock)."""
+        return {"mic": self._name, "offset_s": _offset(sample)}
 
     def __iter__(self) -> Iterator[np.ndarray]:
         device = pick_device(list_devices(), self.device)
+        self._name = f"{device['index']}: {device['name']}"
         rate, channels = device["rate"], min(device["channels"], 2)
         pyaudio, pa = _open_portaudio()
         blocks: queue.Queue = queue.Queue(maxsize=1000)

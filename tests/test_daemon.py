@@ -170,6 +170,25 @@ def test_bad_files_are_skipped_and_the_next_one_is_served(make, say, tmp_path) -
     assert states(store)["fan.ceiling_fan"] == "on"
 
 
+def test_each_record_names_the_file_and_offset_it_came_from(make, say, tmp_path) -> None:
+    """So a log line can be matched to its audio: the file, and where in it the utterance's audio
+    (with the VAD's 320-ms pre-roll) begins."""
+    import soundfile
+
+    daemon, _ = make()
+    first, second = tmp_path / "first.wav", tmp_path / "second.wav"
+    soundfile.write(first, stream(say, 0.5, "Turn on the ceiling fan.", 0.5), SAMPLE_RATE)
+    soundfile.write(
+        second, stream(say, 2.0, "Turn off the ceiling fan.", 0.6, "Turn on the desk lamp.", 0.5), SAMPLE_RATE
+    )
+    assert daemon.run(WavSource([first, second])) == 3
+    where = [r["source"] for r in daemon.records]
+    assert [w["file"] for w in where] == [str(first), str(second), str(second)]
+    assert abs(where[0]["offset_s"] - (0.5 - 0.32)) <= 0.15, where
+    assert abs(where[1]["offset_s"] - (2.0 - 0.32)) <= 0.15, where
+    assert where[2]["offset_s"] > where[1]["offset_s"] + 1.0, where
+
+
 def test_endless_speech_is_cut_and_the_next_command_is_served(make, say) -> None:
     daemon, store = make(vad={"max_utterance_s": 4.0})
     babble = np.concatenate(
