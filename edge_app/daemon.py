@@ -60,6 +60,8 @@ class Daemon:
     controls: object | None = None  # its BoxControls: mute and the speech threshold, set from there
     follower: object | None = None  # hass_home.HomeFollower: the home re-read from Home Assistant
     _busy: bool = False
+    _question_at: int = 0  # source position (samples) when the pending question was delivered
+    _position: object = None  # callable: samples the source has captured so far
 
     @property
     def backend(self) -> Backend:
@@ -96,15 +98,25 @@ class Daemon:
 
     # ---- one utterance ----------------------------------------------------------------
     def _accepting_without_wake(self) -> tuple[str, ...]:
-        if self.assistant.awaiting_answer() or time.monotonic() < self.armed_until:
-            return ()  # answering a question, or push-to-talk: no wake word needed
-        return self.config.wake.words
+        if time.monotonic() < self.armed_until:
+            return ()  # push-to-talk: no wake word needed
+        return self.config.wake.words  # while a question is pending too: only its answer needs none
 
-    def understand(self, audio: np.ndarray) -> Understanding:
-        answer = (lambda text: confirmation(text) is not None) if self.assistant.awaiting_answer() else None
-        return self.pipeline.understand(
+    def understand(self, audio: np.ndarray, start: int | None = None) -> Understanding:
+        """One utterance; ``start`` is the source position (samples) where its audio began.
+
+        While a question is pending only a yes/no answers it without the wake word (any other
+        command still needs it), and only speech that began after the question was delivered
+        (spoken, or printed) counts: a "yes" already under way when it was asked is no answer."""
+        awaiting = self.assistant.awaiting_answer()
+        answer = (lambda text: confirmation(text) is not None) if awaiting else None
+        heard = self.pipeline.understand(
             audio, self.config.area or None, self._accepting_without_wake(), answer
         )
+        if heard.skipped == "answer" and start is not None and start < self._question_at:
+            log.info("an answer that began before the question was delivered: ignored")
+            return dataclasses.replace(heard, skipped="answer before the question")
+        return heard
 
     def _write_log(self, record: dict) -> None:
         """One JSON line; a failed write (disk full, file gone) is a warning, never the daemon's end."""
@@ -150,7 +162,9 @@ class Daemon:
                 "errors": [o.error for o in outcomes if o.error],
                 "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             }
-            self._say(reply)
+            self._say(reply)  # delivered: spoken (or printed) before anything is heard as its answer
+            if label == "asked" and self._position is not None:
+                self._question_at = self._position()
             self._write_log(record)
             if self.metrics is not None:
                 self.metrics.observe(record)
@@ -194,8 +208,16 @@ class Daemon:
         )
         self.vad.reset()
 
+        def start_of(audio: np.ndarray) -> int:
+            return max(0, streamed * FRAME - len(audio))
+
         def source_of(event: Event) -> dict:
-            return where(max(0, streamed * FRAME - len(event.audio)))
+            return where(start_of(event.audio))
+
+        # What the source has captured (a microphone's reader runs ahead of the loop while a reply
+        # plays); a source without a clock of its own: what the loop has taken from it.
+        self._position = getattr(frames, "position", None) or (lambda: streamed * FRAME)
+        self._question_at = 0  # a question asked before this source began was asked before its speech
 
         def wall_of(sample: int) -> float | None:
             index = sample // FRAME - 1  # frame that contained the sample just before ``sample``
@@ -213,7 +235,7 @@ class Daemon:
                 timings["wait_ms"] = (time.monotonic() - t_end) * 1e3
             else:
                 heard, label = (
-                    self.understand(event.audio),
+                    self.understand(event.audio, start_of(event.audio)),
                     ("miss" if self.config.vad.speculate_ms else "off"),
                 )
             spec = None
@@ -242,7 +264,7 @@ class Daemon:
                 pushed.append(time.monotonic())
                 for event in endpointer.push(frame, self.vad(frame)):
                     if event.kind == "speculate":
-                        spec = executor.submit(self.understand, event.audio)
+                        spec = executor.submit(self.understand, event.audio, start_of(event.audio))
                     elif event.kind == "resume":
                         if spec is not None:
                             spec.cancel()  # not started yet: never runs; running: its result is ignored

@@ -127,6 +127,8 @@ class SpeechPipeline:
         if not heard.text.strip():
             return Understanding("", "", None, heard.skipped or "no speech", timings)
         text = heard.text.strip()
+        if answer is not None and answer(text):  # an answer to the box's question needs no wake word
+            return Understanding(text, heard.text, None, "answer", timings)
         if wake:
             command = strip_wake(text, wake)
             if command is None:

@@ -81,6 +81,10 @@ class WavSource:
                 self._yielded += 1
                 yield frame
 
+    def position(self) -> int:
+        """Samples handed out so far (files are read as fast as they are asked for)."""
+        return self._yielded * FRAME
+
     def where(self, sample: int) -> dict:
         """Which file the stream's ``sample`` came from, and the offset in it (the log names it)."""
         frame = sample // FRAME
@@ -100,9 +104,13 @@ class PcmSource:
     channels: int = 1
     block_bytes: int = 4096
     name: str = "stdin"
+    _yielded: int = 0
 
     def where(self, sample: int) -> dict:
         return {"stream": self.name, "offset_s": _offset(sample)}
+
+    def position(self) -> int:
+        return self._yielded * FRAME
 
     def __iter__(self) -> Iterator[np.ndarray]:
         import soxr
@@ -129,6 +137,7 @@ class PcmSource:
                 audio = resampler.resample_chunk(audio, last=last)
             pending = np.concatenate([pending, np.nan_to_num(audio).astype(np.float32)])
             while len(pending) >= FRAME:
+                self._yielded += 1
                 yield pending[:FRAME]
                 pending = pending[FRAME:]
             if last:
@@ -212,10 +221,16 @@ class MicSource:
     device: str | int | None = None
     block_ms: int = 32
     _name: str = ""
+    _captured: int = 0  # samples at 16 kHz the reader thread has taken from the device
 
     def where(self, sample: int) -> dict:
         """The device, and the offset since listening began (the record's ``ts`` is the wall clock)."""
         return {"mic": self._name, "offset_s": _offset(sample)}
+
+    def position(self) -> int:
+        """What the microphone has captured, including blocks still queued behind the loop (while
+        a reply plays): the moment a question is delivered, in the stream's own samples."""
+        return self._captured
 
     def __iter__(self) -> Iterator[np.ndarray]:
         device = pick_device(list_devices(), self.device)
@@ -233,9 +248,12 @@ class MicSource:
             frames_per_buffer=int(rate * self.block_ms / 1000),
         )
 
+        block = int(rate * self.block_ms / 1000)
+
         def reader() -> None:
             while not stop.is_set():
-                blocks.put(stream.read(int(rate * self.block_ms / 1000), exception_on_overflow=False))
+                blocks.put(stream.read(block, exception_on_overflow=False))
+                self._captured += block * SAMPLE_RATE // rate
             blocks.put(b"")
 
         thread = threading.Thread(target=reader, name="casavox-mic", daemon=True)

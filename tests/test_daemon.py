@@ -135,6 +135,36 @@ def test_locks_and_garage_doors_need_a_spoken_yes(make, say) -> None:
     assert daemon.records[-1]["outcome"] == "confirmed" and states(store)["cover.garage_door"] == "open"
 
 
+def test_while_a_question_is_pending_only_its_answer_skips_the_wake_word(make, say) -> None:
+    daemon, store = make(wake={"words": ["hey casa"]})
+    audio = stream(
+        say, 0.5, "Hey casa open the garage door.", 1.0, "Turn on the coffee maker.", 1.0, "Yes.", 1.0
+    )
+    daemon.run(frames_of(audio))
+    assert [r["outcome"] for r in daemon.records] == ["asked", "no_wake_word", "confirmed"], [
+        (r["heard"], r["outcome"]) for r in daemon.records
+    ]
+    assert states(store)["switch.coffee_maker"] == "off"  # a command needs the wake word, question or not
+    assert states(store)["cover.garage_door"] == "open"
+
+
+def test_a_yes_already_under_way_when_the_question_was_asked_does_not_count(make, say) -> None:
+    """The confirmation window opens when the question has been delivered: speech that began before
+    that (in the source's own samples) is no answer to it."""
+    daemon, store = make()
+    daemon.run(frames_of(stream(say, 0.5, "Open the garage door.", 1.0)))
+    assert daemon.records[-1]["outcome"] == "asked"
+    asked_at = daemon._question_at
+    assert asked_at > 0
+    yes = stream(say, 0.2, "Yes.", 0.3)
+    early = daemon.understand(yes, start=asked_at - 1)
+    assert early.skipped == "answer before the question" and daemon.respond(early) is None
+    assert states(store)["cover.garage_door"] == "closed" and daemon.assistant.awaiting_answer()
+    later = daemon.understand(yes, start=asked_at)
+    assert later.skipped == "answer" and daemon.respond(later).outcome == "confirmed"
+    assert states(store)["cover.garage_door"] == "open"
+
+
 def test_confirmation_times_out_and_refuse_policy(make, say) -> None:
     daemon, store = make(safety={"confirm_timeout_s": 0.0})
     daemon.run(frames_of(stream(say, 0.5, "Open the garage door.", 1.0, "Yes.", 1.0)))
