@@ -49,6 +49,7 @@ class InstallError(Exception):
     """Why the install stopped; printed as one line."""
 
 
+# Standard library only, so not casavox.runtime.bundle.sha256_file: this runs before casavox exists.
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -51,6 +51,14 @@ def strip_wake(text: str, words: tuple[str, ...]) -> str | None:
     return None
 
 
+def _bias(home, transcriber):
+    """The ASR's bias towards the home's exposed names and areas (None for a home without any)."""
+    from casavox.runtime.asr.bias import PhraseBias
+
+    names = [n for e in home.exposed for n in e.names] + [a.name for a in home.areas]
+    return PhraseBias.build(names, transcriber.tokenizer.encode) if names else None
+
+
 @dataclass
 class SpeechPipeline:
     transcriber: object  # casavox.runtime.asr.transcriber.Transcriber
@@ -72,7 +80,6 @@ class SpeechPipeline:
     ) -> SpeechPipeline:
         """``asr_variant``/``llm_variant`` empty: int8 on the CPU, fp16 on a GPU; ``allow_unsigned``
         loads a bundle not signed by a trusted key (runtime/signing.py)."""
-        from casavox.runtime.asr.bias import PhraseBias
         from casavox.runtime.asr.transcriber import Transcriber
         from casavox.runtime.bundle import verify
         from casavox.runtime.components import AsrComponent
@@ -85,22 +92,18 @@ class SpeechPipeline:
         transcriber = Transcriber(bundle, asr_variant, device, threads)
         llm = load_llm(bundle, llm_variant, device, threads) if use_llm and llm_available(bundle) else None
         engine = IntentEngine.build(home, llm)
-        names = [n for e in home.exposed for n in e.names] + [a.name for a in home.areas]
-        bias = PhraseBias.build(names, transcriber.tokenizer.encode) if names else None
-        return cls(transcriber, engine, bias)
+        return cls(transcriber, engine, _bias(home, transcriber))
 
     def use_home(self, home) -> None:
         """Serve another home (Home Assistant renamed, exposed or hid something): the templates'
         slot lists, the LLM's grammar and the ASR bias are rebuilt outside the lock, then swapped
         in at once; an utterance in progress finishes on the old ones."""
-        from casavox.runtime.asr.bias import PhraseBias
         from casavox.runtime.intents.engine import IntentEngine
 
         old = self.engine
         engine = IntentEngine.build(home, old.llm, old.templates.intents, old.min_confidence)
         engine.disabled = old.disabled
-        names = [n for e in home.exposed for n in e.names] + [a.name for a in home.areas]
-        bias = PhraseBias.build(names, self.transcriber.tokenizer.encode) if names else None
+        bias = _bias(home, self.transcriber)
         with self.lock:
             self.engine, self.bias = engine, bias
 

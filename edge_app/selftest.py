@@ -67,11 +67,7 @@ class SelfTestReport:
 
 def _same_intent(result, expect: Expectation) -> bool:
     intent = result.intent
-    return (
-        len(result.intents) == 1
-        and intent.name == expect.intent
-        and {k: v for k, v in intent.slots.items()} == expect.slots
-    )
+    return len(result.intents) == 1 and intent.name == expect.intent and dict(intent.slots) == expect.slots
 
 
 def _describe(result) -> str:

@@ -24,7 +24,6 @@ field puts wheels, a signed model bundle, a unit and a self-test into one verifi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -157,14 +156,6 @@ def _norm(name: str) -> str:
 def wheel_name(filename: str) -> str:
     """The distribution a wheel file installs (``PyAudio-0.2.14-...whl`` -> ``pyaudio``)."""
     return _norm(filename.split("-")[0])
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _source_dir(source: str | Path | None) -> Path:
@@ -312,13 +303,13 @@ def selftest_files(folder: Path) -> None:
 
 
 def _manifest(root: Path, tgt: Target, version: str, key_id: str, wheels: list[Path]) -> bytes:
-    from casavox.runtime.bundle import utc_now
+    from casavox.runtime.bundle import sha256_file, utc_now
 
     files = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel not in (MANIFEST, SIGNATURE):
-            files[rel] = {"sha256": sha256(path), "size": path.stat().st_size}
+            files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
     manifest = {
         "format": PACK_FORMAT,
         "format_version": PACK_FORMAT_VERSION,
@@ -407,30 +398,18 @@ def verify_pack(folder: str | Path) -> dict:
     """An unpacked artifact's manifest, once its signature (trusted keys) and every hash check out.
 
     Used by the installer on an upgrade, from the casavox already installed (code the box trusts),
-    so a pack changed after signing, or signed by a key the box never trusted, is refused."""
+    so a pack changed after signing, or signed by a key the box never trusted, is refused. The file
+    checks are the installer's own (deploy/install.py), so both read a pack the same way."""
+    from casavox.deploy.install import InstallError, read_manifest
     from casavox.runtime import signing
 
     folder = Path(folder)
     try:
         raw = (folder / MANIFEST).read_bytes()
-        manifest = json.loads(raw)
-    except (OSError, ValueError) as exc:
-        raise PackError(f"{folder}: not an unpacked casavox pack ({exc})") from None
+    except OSError as exc:
+        raise PackError(f"{folder}: not an unpacked casavox pack ({exc.strerror})") from None
     signing.check(raw, folder / SIGNATURE, signing.PACK_DOMAIN)
-    if manifest.get("format") != PACK_FORMAT:
-        raise PackError(f"{folder / MANIFEST}: format {manifest.get('format')!r}, expected {PACK_FORMAT}")
-    listed = set(manifest.get("files", {}))
-    for rel, meta in manifest["files"].items():
-        path = folder / rel
-        if ".." in Path(rel).parts or not path.is_file() or path.is_symlink():
-            raise PackError(f"{rel}: missing from the pack")
-        if path.stat().st_size != meta["size"] or sha256(path) != meta["sha256"]:
-            raise PackError(f"{rel}: does not match the pack's manifest (changed or damaged)")
-    extra = [
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.relative_to(folder).as_posix() not in listed | {MANIFEST, SIGNATURE}
-    ]
-    if extra:
-        raise PackError(f"{extra[0]}: in the pack but not in its manifest")
-    return manifest
+    try:
+        return read_manifest(folder)
+    except InstallError as exc:
+        raise PackError(str(exc)) from None

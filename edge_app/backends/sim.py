@@ -21,6 +21,7 @@ from typing import Any
 
 from casavox.edge_app.actions import ServiceCall
 from casavox.edge_app.backends import DeliveryError, EntityState
+from casavox.edge_app.backends.mqtt import COLORS
 from casavox.edge_app.state_store import StateError, StateStore
 from casavox.runtime.home import Home
 
@@ -58,8 +59,6 @@ def apply_service(
                 return "off", a  # as light.turn_off: the brightness it comes back at is kept
             a["brightness"] = round(data["brightness_pct"] * 255 / 100)
         if "color_name" in data:  # Home Assistant turns the name into a colour (its state has no name)
-            from casavox.edge_app.backends.mqtt import COLORS
-
             rgb = COLORS.get(str(data["color_name"]).lower())
             if rgb is None:
                 raise DeliveryError(f"the simulated home knows no colour {data['color_name']}")
