@@ -113,6 +113,9 @@ class Lexicon:
     statements: frozenset[str] = frozenset()
     qualifiers: frozenset[str] = frozenset()
     negations: tuple[str, ...] = ()
+    stranded: frozenset[str] = frozenset()
+    questions: frozenset[str] = frozenset()
+    dismissals: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Lexicon:
@@ -139,7 +142,18 @@ class Lexicon:
             statements=frozenset(str(w).casefold() for w in data.get("statements") or ()),
             qualifiers=frozenset(str(w).casefold() for w in data.get("qualifiers") or ()),
             negations=tuple(str(w).casefold() for w in data.get("negations") or ()),
+            stranded=frozenset(str(w).casefold() for w in data.get("stranded") or ()),
+            questions=frozenset(str(w).casefold() for w in data.get("questions") or ()),
+            dismissals=tuple(str(w).casefold() for w in data.get("dismissals") or ()),
         )
+
+    def undismissed(self, said: list[str]) -> str:
+        """The words as one padded string, with "never mind" / "forget it" taken out: a dismissal
+        is how Home Assistant's HassNevermind is said, not a negation or a statement."""
+        plain = " " + " ".join(said) + " "
+        for phrase in self.dismissals:
+            plain = plain.replace(f" {phrase} ", " ")
+        return plain
 
     def kinds_named(self, heard: set[str]) -> set[str]:
         """The domains a noun of the text names ("skylight" -> cover), verbs and states left out."""
@@ -213,7 +227,7 @@ class Grounding:
         if not said:
             return "no words"
         content = [w for w in said if w not in self.lexicon.filler]
-        if said[-1] in self.lexicon.unfinished:
+        if said[-1] in self.lexicon.unfinished and not self._stranded(said):
             return "unfinished: it ends in '" + said[-1] + "'"
         if content and all(
             self._is_number_word(w) or w in ("percent", "per", "cent", "point", "degrees") for w in content
@@ -224,10 +238,18 @@ class Grounding:
         foreign = self._foreign_words(content)
         if foreign:
             return f"not {self.language}: {' '.join(foreign)}"
-        marker = next((w for w in said if w in self.lexicon.not_commands and w not in self._name_words), None)
+        kept = self.lexicon.undismissed(said).split()
+        marker = next((w for w in kept if w in self.lexicon.not_commands and w not in self._name_words), None)
         if marker is not None:
             return f"a statement, not a request ('{marker}')"
         return None
+
+    def _stranded(self, said: list[str]) -> bool:
+        """A question may end in its preposition or verb ("what's the propane tank at", "what the
+        date is", "what is the thermostat set to"): English strands them in wh-questions, so the end
+        is not a fragment there. Articles, possessives and conjunctions at the end still are."""
+        head = [w for w in said if w not in self.lexicon.filler][:3]
+        return said[-1] in self.lexicon.stranded and any(w in self.lexicon.questions for w in head)
 
     def _is_number_word(self, w: str) -> bool:
         return (
@@ -312,12 +334,19 @@ class Grounding:
             return "no duration was said"
         if spec.changes_home:
             free = {w for k in TEXT_SLOTS if isinstance(s.get(k), str) for w in words(s[k])}
-            plain = " " + " ".join(w for w in said if w not in free) + " "
+            plain = self.lexicon.undismissed([w for w in said if w not in free])
             negation = next((p for p in self.lexicon.negations if f" {p} " in plain), None)
             if negation is not None:
                 return f"negated ('{negation}'): not a request to act"
             marker = next(
-                (w for w in said if w in self.lexicon.statements and w not in self._name_words | free), None
+                (
+                    w
+                    for i, w in enumerate(said)
+                    if w in self.lexicon.statements
+                    and w not in self._name_words | free
+                    and not _for_someone(said, i)
+                ),
+                None,
             )
             if marker is not None:
                 return f"a statement, not a request ('{marker}')"
@@ -507,6 +536,16 @@ def ungrounded_reply(reason: str) -> str:
     if reason.startswith("which room"):
         return "Which room do you mean?"
     return "Sorry, I didn't understand that"
+
+
+def _for_someone(said: list[str], i: int) -> bool:
+    """The person at ``said[i]`` is who the command is for ("unlock the door for the neighbour",
+    "turn on the porch light for my sister"), not the subject of a statement about the home."""
+    before = said[max(0, i - 2) : i]
+    return before[-1:] == ["for"] or (len(before) == 2 and before[0] == "for" and before[1] in FOR_WHOM)
+
+
+FOR_WHOM = frozenset({"the", "my", "our", "your", "a"})
 
 
 def not_a_command_reply(text: str, reason: str) -> str:
