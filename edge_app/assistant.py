@@ -64,6 +64,9 @@ class Pending:
     expires: float
 
 
+MAX_QUESTIONS = 64  # open questions kept for other conversations (Wyoming clients) at once
+
+
 @dataclass
 class Turn:
     """What one turn understood, planned and did; every adapter renders its answer from this."""
@@ -138,8 +141,15 @@ class Assistant:
     safety: SafetySettings = field(default_factory=SafetySettings)
     area: str | None = None  # the room the box stands in
     clock: Callable[[], float] = time.monotonic
-    pending: Pending | None = None
+    # Open questions per conversation: None is the box's own microphone; a Wyoming client names its
+    # conversation (Home Assistant's conversation_id), so one client's "yes" never answers another's.
+    questions: dict[str | None, Pending] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def pending(self) -> Pending | None:
+        """The question asked through the box's own microphone, if one is open."""
+        return self.questions.get(None)
 
     # ---- planning -----------------------------------------------------------------------
     def plan(self, result: IntentResult, area: str | None = None) -> list[Action]:
@@ -152,21 +162,28 @@ class Assistant:
 
     def awaiting_answer(self) -> bool:
         """A question is pending and has not lapsed (the daemon then accepts yes/no without wake word)."""
-        return self.pending is not None and self.clock() <= self.pending.expires
+        pending = self.pending
+        return pending is not None and self.clock() <= pending.expires
 
     # ---- the turn -----------------------------------------------------------------------
     def handle(
-        self, text: str, area: str | None = None, result: IntentResult | None = None, can_ask: bool = True
+        self,
+        text: str,
+        area: str | None = None,
+        result: IntentResult | None = None,
+        can_ask: bool = True,
+        conversation: str | None = None,
     ) -> Turn:
         """One turn for ``text`` heard in ``area``.
 
         ``result`` is an already computed understanding of ``text`` (else ``understand`` is called).
         ``can_ask=False``: the channel cannot ask a follow-up question, so ``confirm = "ask"``
-        refuses instead (Wyoming's handle).
+        refuses instead (a Wyoming client that names no conversation). ``conversation``: whose turn
+        this is; a question asked in it is answered only by the next turn of the same conversation.
         """
         with self.lock:
             area = area or self.area
-            answered = self._answer_pending(text, area)
+            answered = self._answer_pending(text, area, conversation)
             if answered is not None:
                 return answered
             if result is None:
@@ -175,12 +192,12 @@ class Assistant:
                 if confirmation(text) == "yes":  # "okay do it" with no question asked: do nothing
                     return Turn(text, area, result, NOTHING_TO_CONFIRM, "There is nothing to confirm")
                 return Turn(text, area, result, NOT_UNDERSTOOD_LABEL, result.reply or NOT_UNDERSTOOD)
-            return self._act(text, area, result, can_ask)
+            return self._act(text, area, result, can_ask, conversation)
 
-    def _answer_pending(self, text: str, area: str | None) -> Turn | None:
-        if self.pending is None:
+    def _answer_pending(self, text: str, area: str | None, conversation: str | None) -> Turn | None:
+        pending = self.questions.pop(conversation, None)
+        if pending is None:
             return None
-        pending, self.pending = self.pending, None
         if self.clock() > pending.expires:
             log.info("the confirmation question lapsed")
             return None  # too late: this is a new command
@@ -195,7 +212,17 @@ class Assistant:
             return Turn(text, area, None, CANCELLED, "Okay, I won't", list(pending.actions))
         return None  # anything else: the question lapses and this is a new command
 
-    def _act(self, text: str, area: str | None, result: IntentResult, can_ask: bool) -> Turn:
+    def _ask(self, conversation: str | None, held: list[Action]) -> None:
+        now = self.clock()
+        for key in [k for k, q in self.questions.items() if q.expires < now]:
+            del self.questions[key]  # lapsed questions of conversations that never came back
+        while len(self.questions) >= MAX_QUESTIONS:
+            del self.questions[next(k for k in self.questions if k is not None)]  # oldest first
+        self.questions[conversation] = Pending(held, now + self.safety.confirm_timeout_s)
+
+    def _act(
+        self, text: str, area: str | None, result: IntentResult, can_ask: bool, conversation: str | None
+    ) -> Turn:
         actions = self.plan(result, area)
         now = [a for a in actions if not a.sensitive]
         held = [a for a in actions if a.sensitive]
@@ -219,7 +246,7 @@ class Assistant:
                 turn.refused = held
                 turn.outcome = REFUSED if turn.delivered else FAILED
             else:
-                self.pending = Pending(held, self.clock() + self.safety.confirm_timeout_s)
+                self._ask(conversation, held)
                 verb = held[0].verb  # the planner's infinitive ("unlock", "open")
                 replies.append(f"Are you sure you want to {verb} the {_names(held)}?")
                 turn.asked = held

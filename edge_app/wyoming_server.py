@@ -2,10 +2,19 @@
 
 Home Assistant's Wyoming integration connects, asks ``describe`` and then sends either audio
 (``transcribe`` + ``audio-start/chunk/stop`` -> ``transcript``), text to recognize (``recognize``
--> ``intent`` / ``not-recognized``), or a transcript to handle (``transcript`` -> ``handled`` /
-``not-handled``: we act on the configured backend and reply). Binds to 127.0.0.1 unless told
-otherwise: the box's models are not a public service. Model calls are serialized by the
-pipeline's lock and run off the event loop, so several clients can be connected.
+-> ``intent``, or ``intents-start`` / ``intent``... / ``intents-stop`` for a sentence with several
+commands, or ``not-recognized``), or a transcript to handle (``transcript`` -> ``handled`` /
+``not-handled``: we act on the configured backend and reply; this is what Home Assistant's Wyoming
+conversation agent sends). A transcript that names its conversation (``context.conversation_id``,
+which Home Assistant always sends) may be answered with a question: a lock or garage door is then
+confirmed by the next turn of the same conversation ("yes"); one that names none is refused, with
+that reply, as a channel that cannot ask back. Binds to 127.0.0.1 unless told otherwise: the box's
+models are not a public service. Model calls are serialized by the pipeline's lock and run off the
+event loop, so several clients can be connected.
+
+Transcripts are not streamed (``supports_transcript_streaming`` is false): Whisper decodes the whole
+utterance once, at ``audio-stop``, so ``transcript-chunk`` events would arrive together with the whole
+transcript and tell the client nothing sooner.
 
 The Wyoming protocol has no authentication, so the server defends itself: every event is read
 with bounded sizes and validated (a malformed one is answered with an ``error`` event and, where
@@ -44,7 +53,7 @@ from wyoming.info import (
 )
 from wyoming.intent import Entity as WyEntity
 from wyoming.intent import Intent as WyIntent
-from wyoming.intent import NotRecognized
+from wyoming.intent import IntentsStart, IntentsStop, NotRecognized
 from wyoming.server import AsyncEventHandler, AsyncServer
 
 from casavox.edge_app.assistant import Assistant
@@ -58,6 +67,7 @@ MAX_AUDIO_S = 30.0  # per utterance: a client that never sends audio-stop cannot
 MAX_PAYLOAD_BYTES = 1 << 20  # per event: Home Assistant sends ~2 KB chunks; 1 MiB is 30 s of 16 kHz mono
 MAX_DATA_BYTES = 256 << 10  # an event's JSON data
 MAX_TEXT_CHARS = 1000  # a command to recognize or handle
+MAX_CONVERSATION_CHARS = 200  # a conversation id (Home Assistant's are 26-character ULIDs)
 MAX_CLIENTS = 16  # connections at once
 LINGER_S = 1.0  # at hang-up, how long the client's last bytes are read and dropped
 RATES = (8_000, 192_000)  # accepted sample rates, inclusive
@@ -95,6 +105,7 @@ def describe(version: str = "0.1.0", act: bool = True) -> Info:
             description="Recognize and act on the configured backend",
             version=version,
             models=[HandleModel("casavox-handle", ATTRIBUTION, True, None, version, languages)],
+            supports_home_control=True,  # handling acts on the home (through the configured backend)
         )
     ]
     return Info(
@@ -110,6 +121,7 @@ def describe(version: str = "0.1.0", act: bool = True) -> Info:
                         "whisper-tiny.en", ATTRIBUTION, True, "Whisper tiny.en (ONNX)", version, languages
                     )
                 ],
+                supports_transcript_streaming=False,  # one decode at audio-stop (module docstring)
             )
         ],
         intent=[
@@ -289,6 +301,17 @@ def _context_area(event: Event) -> str | None:
     if not isinstance(context, dict):
         raise BadEvent(f"{event.type}: context must be an object")
     return _optional_str(event, "context.area", context.get("area")) or None
+
+
+def _conversation(event: Event) -> str | None:
+    """The client's conversation id (``context.conversation_id``), checked; None when it names none."""
+    context = event.data.get("context")
+    if not isinstance(context, dict):
+        return None  # a bad context is reported by _context_area
+    cid = _optional_str(event, "context.conversation_id", context.get("conversation_id"))
+    if cid is not None and len(cid) > MAX_CONVERSATION_CHARS:
+        raise BadEvent(f"{event.type}: conversation_id is over {MAX_CONVERSATION_CHARS} characters")
+    return cid or None
 
 
 @dataclass(frozen=True)
@@ -478,20 +501,37 @@ class CasavoxHandler(AsyncEventHandler):
         if not result.understood:
             await self.write_event(NotRecognized(text=result.reason or "not understood").event())
             return
-        intent = result.intents[0]  # Wyoming's intent event carries one intent
-        entities = [WyEntity(name=k, value=v) for k, v in intent.slots.items()]
-        await self.write_event(WyIntent(name=intent.name, entities=entities, text=text).event())
+        intents = [
+            WyIntent(name=i.name, entities=[WyEntity(name=k, value=v) for k, v in i.slots.items()], text=text)
+            for i in result.intents
+        ]
+        if len(intents) == 1:
+            await self.write_event(intents[0].event())
+            return
+        # several commands in one sentence: the series Wyoming defines for them
+        await self.write_event(IntentsStart().event())
+        for intent in intents:
+            await self.write_event(intent.event())
+        await self.write_event(IntentsStop().event())
 
     async def _handle(self, event: Event) -> None:
         """A transcript to act on: one turn on the configured backend (unless acting is off)."""
         text = _text(event)
         area = _context_area(event) or self.area
+        cid = _conversation(event)
+        context = {"conversation_id": cid} if cid is not None else None
         if not self.services.act:
-            await self.write_event(NotHandled(text=ACTING_OFF).event())
+            await self.write_event(NotHandled(text=ACTING_OFF, context=context).event())
             return
-        # Wyoming's handle has no follow-up question: "ask" refuses instead (Assistant.handle)
-        turn = await self._run(partial(self.services.assistant.handle, can_ask=False), text, area)
-        reply = Handled(text=turn.reply) if turn.handled else NotHandled(text=turn.reply)
+        # A question needs a conversation to be answered in: without one, "ask" refuses instead. Keys
+        # are the server's own, so no client's "yes" can answer the box microphone's question (None).
+        key = f"wyoming:{cid}" if cid is not None else f"wyoming-connection:{id(self)}"
+        handle = partial(self.services.assistant.handle, can_ask=cid is not None, conversation=key)
+        turn = await self._run(handle, text, area)
+        if turn.handled:
+            reply = Handled(text=turn.reply, context=context)
+        else:
+            reply = NotHandled(text=turn.reply, context=context)
         await self.write_event(reply.event())
 
 

@@ -113,3 +113,60 @@ def test_handle_acts_on_the_home_and_refuses_locks(server) -> None:
         "locked",
     )
     conn.close()
+
+
+async def series(port: int, events: list, last: str) -> list:
+    """Every event the server sends until one of type ``last``."""
+    got = []
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        for event in events:
+            await client.write_event(event.event())
+        while not got or got[-1].type != last:
+            event = await asyncio.wait_for(client.read_event(), timeout=60)
+            assert event is not None, "server closed the connection"
+            got.append(event)
+    return got
+
+
+def test_describe_says_handling_controls_the_home_and_transcripts_are_not_streamed(server) -> None:
+    info = Info.from_event(asyncio.run(exchange(server[0], [Describe()], "info")))
+    assert info.handle[0].supports_home_control is True
+    assert info.asr[0].supports_transcript_streaming is False
+
+
+def test_a_sentence_with_two_commands_is_recognized_as_an_intents_series(server) -> None:
+    got = asyncio.run(
+        series(server[0], [Recognize(text="turn on the desk lamp and turn off the ceiling fan")], "intents-stop")
+    )
+    assert [e.type for e in got] == ["intents-start", "intent", "intent", "intents-stop"]
+    assert [Intent.from_event(e).name for e in got[1:3]] == ["HassTurnOn", "HassTurnOff"]
+
+
+def _lock_state(state: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(state) as conn:
+        return conn.execute("SELECT state FROM entities WHERE entity_id='lock.front_door'").fetchone()[0]
+
+
+def test_a_lock_is_confirmed_by_the_next_turn_of_the_same_conversation(server) -> None:
+    port, state = server
+    asked = asyncio.run(
+        exchange(port, [Transcript("unlock the front door", context={"conversation_id": "c-1"})], "handled")
+    )
+    assert Handled.from_event(asked).text == "Are you sure you want to unlock the Front Door?"
+    assert asked.data["context"] == {"conversation_id": "c-1"}
+    # another conversation's "yes" answers nothing, and does not use up c-1's question
+    other = asyncio.run(
+        exchange(port, [Transcript("yes", context={"conversation_id": "c-2"})], ("handled", "not-handled"))
+    )
+    assert other.type == "not-handled" and _lock_state(state) == "locked"
+    done = asyncio.run(
+        exchange(port, [Transcript("yes", context={"conversation_id": "c-1"})], ("handled", "not-handled"))
+    )
+    assert done.type == "handled" and _lock_state(state) == "unlocked"
+    asyncio.run(exchange(port, [Transcript("lock the front door")], ("handled", "not-handled")))
+    assert _lock_state(state) == "unlocked"  # without a conversation: refused, not asked
+    asyncio.run(exchange(port, [Transcript("lock the front door", context={"conversation_id": "c-3"})], "handled"))
+    asyncio.run(exchange(port, [Transcript("yes", context={"conversation_id": "c-3"})], "handled"))
+    assert _lock_state(state) == "locked"
