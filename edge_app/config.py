@@ -88,6 +88,8 @@ class WyomingSettings:
     allow: tuple[str, ...] = ()  # client addresses or networks that may connect; empty = any
     act: bool = True  # false: speech-to-text and recognition only, transcripts are never acted on
     max_clients: int = within(16, 1, 256)  # connections at once; more are refused with an error
+    zeroconf: bool = False  # advertise the server over mDNS (_wyoming._tcp) for Home Assistant to find
+    name: str = ""  # the advertised name; "" = casavox-<host name>
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,10 @@ def _wyoming_overrides(args: argparse.Namespace, overrides: dict) -> dict:
         wyoming["act"] = False
     if args.max_clients is not None:
         wyoming["max_clients"] = args.max_clients
+    if args.zeroconf is not None:
+        wyoming["zeroconf"] = True
+        if args.zeroconf:
+            wyoming["name"] = args.zeroconf
     return {**overrides, "wyoming": wyoming} if wyoming else overrides
 
 
@@ -275,4 +279,12 @@ def add_commands(sub) -> None:
         "--no-act", action="store_true", help="speech-to-text and recognition only: never act on a transcript"
     )
     p.add_argument("--max-clients", type=int, help="connections at once (default 16)")
+    p.add_argument(
+        "--zeroconf",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="advertise over mDNS (_wyoming._tcp) so Home Assistant discovers the box (default name "
+        "casavox-<host>); needs a LAN bind such as --uri tcp://0.0.0.0:10300",
+    )
     p.set_defaults(func=cmd_serve_wyoming)

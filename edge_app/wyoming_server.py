@@ -26,9 +26,11 @@ number of connections are capped; an allow-list of client addresses and a mode t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -535,21 +537,34 @@ class CasavoxHandler(AsyncEventHandler):
         await self.write_event(reply.event())
 
 
-async def run_server(services: Services, uri: str, started: asyncio.Event | None = None) -> None:
-    """Serve ``uri`` until cancelled; warns once when the bind is reachable from the network."""
+async def run_server(
+    services: Services, uri: str, started: asyncio.Event | None = None, zeroconf_name: str | None = None
+) -> None:
+    """Serve ``uri`` until cancelled; warns once when the bind is reachable from the network.
+
+    ``zeroconf_name`` (``""``: the default name): also advertise the server over mDNS while it runs,
+    withdrawn when it stops. A bind that cannot be advertised fails before anything listens."""
+    from casavox.edge_app.wyoming_mdns import advertise, advertised_address
+
     warning = exposure_warning(uri, services.allow, services.act)
     if warning:
         log.warning(warning)
+    if zeroconf_name is not None:
+        advertised_address(uri)  # a loopback bind: one clear line now
     server = AsyncServer.from_uri(uri)
-    factory = partial(CasavoxHandler, services)
-    if started is None:
-        await server.run(factory)
-        return
-    await server.start(factory)
-    started.set()
+    await server.start(partial(CasavoxHandler, services))
+    advert = await advertise(uri, zeroconf_name or None) if zeroconf_name is not None else None
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)  # systemd's stop: withdraw, then go
+    if started is not None:
+        started.set()
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
+        if advert is not None:
+            await advert.close()
         await server.stop()
 
 
@@ -566,6 +581,11 @@ def serve(config, uri: str) -> int:
     from casavox.edge_app.state_store import StateStore
 
     rules = policy(config.wyoming)  # a bad entry fails now, before the models load
+    zeroconf_name = config.wyoming.name if config.wyoming.zeroconf else None
+    if zeroconf_name is not None:
+        from casavox.edge_app.wyoming_mdns import advertised_address
+
+        advertised_address(uri)  # so is a bind that cannot be advertised
     home = load_home_for(config)
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
@@ -580,7 +600,7 @@ def serve(config, uri: str) -> int:
     follower = follow_home(config, home, use_home)
     log.info("Wyoming server on %s%s", uri, "" if services.act else " (acting is off)")
     try:
-        asyncio.run(run_server(services, uri))
+        asyncio.run(run_server(services, uri, zeroconf_name=zeroconf_name))
     except KeyboardInterrupt:
         pass
     finally:
