@@ -44,6 +44,7 @@ DOMAINS = (
     "homeassistant", "input_boolean", "input_number", "input_select", "input_text", "template", "sensor",
     "climate", "generic_thermostat", "cover", "fan", "light", "switch", "lock", "media_player",
     "universal", "vacuum", "todo", "shopping_list", "script", "scene",
+    "wyoming", "mqtt",  # added by config flow in tests/test_hass_assist.py and test_box_mqtt_ha.py
 )  # fmt: skip
 
 

@@ -116,6 +116,10 @@ class HaWebsocket:
     def send(self, message: dict) -> None:
         self._frame(0x1, json.dumps(message).encode())
 
+    def send_bytes(self, payload: bytes) -> None:
+        """One binary frame (an Assist pipeline's audio: its handler id, then 16-bit PCM)."""
+        self._frame(0x2, payload)
+
     def recv(self) -> dict:
         message = b""
         while True:
@@ -204,6 +208,7 @@ class RunningHa:
     token_file: Path
     process: subprocess.Popen
     start_s: float  # from starting hass to a house ready for the tests (onboarded, areas, list)
+    python: Path | None = None  # the interpreter Home Assistant runs on (its own libraries' behaviour)
     entities: tuple[str, ...] = tuple(ENTITIES)
     area_ids: dict[str, str] = field(default_factory=dict)  # area name -> Home Assistant area id
 
@@ -390,7 +395,7 @@ def start_home_assistant(install: HaInstall, workdir: Path, timeout: float = STA
         except OSError as exc:
             raise HaUnavailable(f"cannot run {cmd[0]}: {exc}") from None
     ha = RunningHa(url, "", install.version, install.python_version, workdir, home_yaml,
-                   workdir / "token", process, 0.0)  # fmt: skip
+                   workdir / "token", process, 0.0, install.python)  # fmt: skip
     try:
         deadline = t0 + timeout
         while True:  # the HTTP server answers before every integration is set up...
