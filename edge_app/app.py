@@ -76,6 +76,15 @@ def frames_for(config: Config):
     return MicSource(src.device or None)
 
 
+def load_wake(config: Config):
+    """The acoustic wake words ``[wake] models`` names (None when there are none)."""
+    if not config.wake.models:
+        return None
+    from casavox.edge_app.wake_word import load_wake_words
+
+    return load_wake_words(config.wake.models, config.wake.engine, config.wake.threshold)
+
+
 def load_pipeline(config: Config, home: Home):
     """The models the config names (one place for the daemon and the Wyoming server)."""
     from casavox.edge_app.pipeline import SpeechPipeline
@@ -147,6 +156,7 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         pipeline=pipeline,
         assistant=build_assistant(config, home, pipeline, backend, store),
         vad=SileroVad.load(),
+        wake=load_wake(config),
         log=open_log(config),
         metrics=metrics,
         speaker=speaker,

@@ -57,7 +57,13 @@ class InputSettings:
 
 @dataclass(frozen=True)
 class WakeSettings:
-    words: tuple[str, ...] = ()  # e.g. ("hey casa",); empty = every utterance is a command
+    # acoustic wake words: built-in names ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa") or model
+    # files (edge_app/wake_word.py); before one is heard only the wake-word model and the VAD run
+    models: tuple[str, ...] = ()
+    engine: str = "micro"  # micro (microWakeWord) | open (openWakeWord)
+    threshold: float = within(0.0, 0.0, 0.99, "0 = each model's own cutoff")
+    follow_s: float = within(5.0, 0.5, 30.0)  # after a wake word said alone, the next utterance this soon is the command
+    words: tuple[str, ...] = ()  # a phrase matched on the transcript instead ("hey casa"), for boxes without a model
     push_to_talk_s: float = within(10.0, 0.0, 600.0)  # SIGUSR1: commands need no wake word this long
 
 
@@ -251,6 +257,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         raise ConfigError(f"backend must be sim, mqtt or hass, not {config.backend!r}")
     if config.input.source not in ("mic", "wav", "stdin"):
         raise ConfigError(f"input.source must be mic, wav or stdin, not {config.input.source!r}")
+    if config.wake.engine not in ("micro", "open"):
+        raise ConfigError(f"wake.engine must be micro or open, not {config.wake.engine!r}")
     if config.safety.confirm not in ("ask", "refuse", "allow"):
         raise ConfigError(f"safety.confirm must be ask, refuse or allow, not {config.safety.confirm!r}")
     _check_together(config)

@@ -35,6 +35,8 @@ from casavox.runtime.home import Home
 
 log = logging.getLogger(__name__)
 
+MIN_COMMAND_SAMPLES = SAMPLE_RATE * 3 // 10  # after the wake word: less than 0.3 s is no command
+
 
 class Shutdown(BaseException):
     """Raised by the signal handler while the loop waits for audio."""
@@ -48,6 +50,7 @@ class Daemon:
     pipeline: SpeechPipeline
     assistant: Assistant
     vad: SileroVad
+    wake: object | None = None  # casavox.edge_app.wake_word.WakeWords: the acoustic wake word, if any
     log: TextIO | None = None
     metrics: object | None = None
     speaker: object | None = None  # casavox.runtime.tts.PiperSpeaker for spoken replies
@@ -62,6 +65,8 @@ class Daemon:
     _busy: bool = False
     _question_at: int = 0  # source position (samples) when the pending question was delivered
     _position: object = None  # callable: samples the source has captured so far
+    _woke_at: int = -1  # source position (samples) where the acoustic wake word last fired, unused
+    _open_until: int = 0  # source position: an utterance beginning before it is the command (bare wake word)
 
     @property
     def backend(self) -> Backend:
@@ -102,17 +107,45 @@ class Daemon:
             return ()  # push-to-talk: no wake word needed
         return self.config.wake.words  # while a question is pending too: only its answer needs none
 
+    def _gate(self, audio: np.ndarray, start: int, awaiting: bool) -> tuple[np.ndarray | None, str]:
+        """What the acoustic wake word lets through of one utterance: (audio to transcribe or None,
+        why). Reads the wake state, never changes it (speculation calls this too; :meth:`finish`
+        moves the state on once per utterance)."""
+        if self.wake is None or time.monotonic() < self.armed_until:
+            return audio, ""
+        end = start + len(audio)
+        if start <= self._woke_at <= end:  # "okay nabu, turn off the lights" in one breath
+            rest = audio[self._woke_at - start :]
+            return (rest, "") if len(rest) >= MIN_COMMAND_SAMPLES else (None, "wake word only")
+        follow = int(self.config.wake.follow_s * SAMPLE_RATE)
+        if start < self._open_until or (self._woke_at >= 0 and 0 <= start - self._woke_at <= follow):
+            # the command after a wake word said alone (the model may fire just after its
+            # utterance was closed: then the wake word lies before this one)
+            return audio, ""
+        if awaiting:
+            return audio, "answer only"  # a pending question's yes/no needs no wake word
+        return None, "no wake word"
+
     def understand(self, audio: np.ndarray, start: int | None = None) -> Understanding:
         """One utterance; ``start`` is the source position (samples) where its audio began.
 
-        While a question is pending only a yes/no answers it without the wake word (any other
-        command still needs it), and only speech that began after the question was delivered
-        (spoken, or printed) counts: a "yes" already under way when it was asked is no answer."""
+        With an acoustic wake word nothing is transcribed until it is heard: the command is the rest
+        of the utterance it ended in, or the next utterance when it was said alone. While a question
+        is pending only a yes/no answers it without the wake word (any other command still needs
+        it), and only speech that began after the question was delivered (spoken, or printed) counts:
+        a "yes" already under way when it was asked is no answer."""
         awaiting = self.assistant.awaiting_answer()
         answer = (lambda text: confirmation(text) is not None) if awaiting else None
-        heard = self.pipeline.understand(
-            audio, self.config.area or None, self._accepting_without_wake(), answer
-        )
+        area = self.config.area or None
+        if self.wake is None:
+            heard = self.pipeline.understand(audio, area, self._accepting_without_wake(), answer)
+        else:
+            gated, why = self._gate(audio, 0 if start is None else start, awaiting)
+            if gated is None:
+                return Understanding("", "", None, why)
+            heard = self.pipeline.understand(gated, area, (), answer)
+            if why == "answer only" and heard.skipped != "answer":
+                heard = dataclasses.replace(heard, result=None, skipped="no wake word")
         if heard.skipped == "answer" and start is not None and start < self._question_at:
             log.info("an answer that began before the question was delivered: ignored")
             return dataclasses.replace(heard, skipped="answer before the question")
@@ -162,6 +195,7 @@ class Daemon:
                 "errors": [o.error for o in outcomes if o.error],
                 "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             }
+            self._after_wake(heard)
             self._say(reply)  # delivered: spoken (or printed) before anything is heard as its answer
             if label == "asked" and self._position is not None:
                 self._question_at = self._position()
@@ -177,6 +211,18 @@ class Daemon:
             return record
         finally:
             self._busy = False
+
+    def _after_wake(self, heard: Understanding) -> None:
+        """The wake state after one utterance: a wake word said alone opens the next utterance; one
+        that was used (or went stale) is spent."""
+        if self.wake is None:
+            return
+        now = self._position() if self._position is not None else 0
+        if heard.skipped == "wake word only":
+            self._open_until = now + int(self.config.wake.follow_s * SAMPLE_RATE)
+            self._woke_at = -1
+        elif heard.skipped != "no wake word":
+            self._open_until, self._woke_at = 0, -1  # the wake word was used (or a question answered)
 
     def _safe_early(self, heard: Understanding) -> bool:
         """Early action only for a complete, confident command that needs no confirmation."""
@@ -207,6 +253,9 @@ class Daemon:
             lambda sample: {"stream": "frames", "offset_s": round(sample / SAMPLE_RATE, 2)}
         )
         self.vad.reset()
+        if self.wake is not None:
+            self.wake.reset()
+        self._woke_at, self._open_until = -1, 0
 
         def start_of(audio: np.ndarray) -> int:
             return max(0, streamed * FRAME - len(audio))
@@ -262,6 +311,8 @@ class Daemon:
                             neg_threshold=min(endpointer.settings.neg_threshold, t),
                         )
                 pushed.append(time.monotonic())
+                if self.wake is not None and self.wake.push(frame) is not None:
+                    self._woke_at = streamed * FRAME  # where the phrase ended, in the source's samples
                 for event in endpointer.push(frame, self.vad(frame)):
                     if event.kind == "speculate":
                         spec = executor.submit(self.understand, event.audio, start_of(event.audio))

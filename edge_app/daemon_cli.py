@@ -37,8 +37,15 @@ def _overrides(args: argparse.Namespace) -> dict:
         o["input"] = src
     if getattr(args, "no_speculation", False):
         o["vad"] = {"speculate_ms": 0.0}
+    wake: dict = {}
     if getattr(args, "wake", None):
-        o["wake"] = {"words": args.wake}
+        wake["models"] = args.wake
+    if getattr(args, "wake_phrase", None):
+        wake["words"] = args.wake_phrase
+    if getattr(args, "wake_engine", None):
+        wake["engine"] = args.wake_engine
+    if wake:
+        o["wake"] = wake
     if getattr(args, "confirm", None):
         o.setdefault("safety", {})["confirm"] = args.confirm
     if getattr(args, "act_early", False):
@@ -240,7 +247,16 @@ def add_commands(sub) -> None:
     p.add_argument("--realtime", action="store_true", help="play --audio files at real-time speed")
     p.add_argument("--no-speculation", action="store_true", help="process only after the endpoint")
     p.add_argument("--act-early", action="store_true", help="act on a confident result before the endpoint")
-    p.add_argument("--wake", action="append", metavar="PHRASE", help='spoken prefix, e.g. "hey casa"')
+    p.add_argument(
+        "--wake",
+        action="append",
+        metavar="NAME",
+        help="acoustic wake word: okay_nabu, hey_jarvis, hey_mycroft, alexa or a model file (repeatable)",
+    )
+    p.add_argument("--wake-engine", choices=("micro", "open"), help="wake-word engine (default micro)")
+    p.add_argument(
+        "--wake-phrase", action="append", metavar="PHRASE", help='or a phrase matched on the transcript ("hey casa")'
+    )
     p.add_argument("--say-to", metavar="FILE.wav", help="write spoken replies (Piper) to this file")
     p.add_argument("--log", metavar="FILE", help='JSON lines per utterance ("-" stdout, "" off)')
     p.add_argument("--metrics", type=int, metavar="PORT", help="Prometheus endpoint on 127.0.0.1:PORT")

@@ -67,7 +67,7 @@ def stream(say, *parts, level: float = 0.003) -> np.ndarray:
     audio = np.concatenate(
         [say(p) if isinstance(p, str) else np.zeros(int(p * SAMPLE_RATE), np.float32) for p in parts]
     )
-    return audio + noise(len(audio) / SAMPLE_RATE, level)
+    return audio + np.resize(noise(len(audio) / SAMPLE_RATE + 0.01, level), len(audio))
 
 
 def states(store) -> dict[str, str]:
@@ -423,3 +423,35 @@ def test_microphone_path_against_the_real_portaudio(full_bundle, tmp_path) -> No
     )  # fmt: skip
     assert run.returncode == 1 and "no audio input device found" in run.stderr
     assert "ALSA lib" not in run.stderr  # PortAudio's probing noise is muted
+
+
+def test_an_acoustic_wake_word_gates_the_rest(make, say) -> None:
+    """Before "Okay Nabu" nothing is transcribed; then the command is the rest of the same breath,
+    or the next utterance when the wake word was said alone."""
+    daemon, store = make(wake={"models": ["okay_nabu"]})
+    audio = stream(
+        say, 0.8, "Switch on the desk lamp.", 1.0, "Okay Nabu, switch on the desk lamp.", 1.0,
+        "Okay Nabu.", 0.8, "Switch on the ceiling fan.", 1.0, "Switch on the coffee maker.", 1.0,
+    )  # fmt: skip
+    daemon.run(frames_of(audio))
+    got = [(r["outcome"], r["heard"]) for r in daemon.records]
+    first = daemon.records[0]
+    assert first["outcome"] == "no_wake_word" and first["heard"] == "", got
+    assert "asr_ms" not in first["timings_ms"], got  # Whisper never ran on it
+    acted = [r for r in daemon.records if r["outcome"] == "acted"]
+    assert [r["intent"]["slots"].get("name") for r in acted] == ["Desk Lamp", "Ceiling Fan"], got
+    assert daemon.records[-1]["outcome"] == "no_wake_word", got  # the window after the wake word closed
+    after = states(store)
+    assert after["light.desk_lamp"] == "on" and after["fan.ceiling_fan"] == "on"
+    assert after["switch.coffee_maker"] == "off"
+
+
+def test_with_an_acoustic_wake_word_a_pending_question_takes_only_its_answer(make, say) -> None:
+    daemon, store = make(wake={"models": ["okay_nabu"]})
+    audio = stream(
+        say, 0.8, "Okay Nabu, open the garage door.", 1.0, "Turn on the coffee maker.", 1.0, "Yes.", 1.0
+    )
+    daemon.run(frames_of(audio))
+    said = [r["outcome"] for r in daemon.records if r["outcome"] != "wake_word_only"]  # a pause after it
+    assert said == ["asked", "no_wake_word", "confirmed"], [(r["heard"], r["outcome"]) for r in daemon.records]
+    assert states(store)["switch.coffee_maker"] == "off" and states(store)["cover.garage_door"] == "open"
