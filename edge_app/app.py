@@ -123,6 +123,7 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         from casavox.runtime.home import HomeError
 
         raise HomeError(f"area '{config.area}' is not in {home.source}")
+    wake = load_wake(config)  # an unknown wake word: one line before anything opens or loads
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
     metrics = None
@@ -156,7 +157,7 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         pipeline=pipeline,
         assistant=build_assistant(config, home, pipeline, backend, store),
         vad=SileroVad.load(),
-        wake=load_wake(config),
+        wake=wake,
         log=open_log(config),
         metrics=metrics,
         speaker=speaker,

@@ -149,3 +149,20 @@ def test_state_escapes_terminal_control_characters(tmp_path: Path, capsys) -> No
     assert "\x1b" not in out and "\x07" not in out
     assert "on\\x1b[2J" in out and "milk\\x1b]0;pwned\\x07" in out
     assert "note=a\\nFAKE LOG LINE" in out and len(out.splitlines()) == 2
+
+
+def test_an_unknown_wake_word_is_one_line_before_the_models_load(tmp_path: Path, capsys) -> None:
+    argv = ["run", str(tmp_path / "no-bundle"), "--home", str(HOME), "--state", str(tmp_path / "s.sqlite")]
+    assert cli.main([*argv, "--stdin", "--wake", "hey_casa"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("casavox: error: wake word 'hey_casa': not a model file and not one of") and "\n" not in err
+    assert not (tmp_path / "s.sqlite").exists()  # nothing was opened
+
+
+def test_wake_settings_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("[wake]\nengine = 'snowboy'\n")
+    with pytest.raises(ConfigError, match="wake.engine must be micro or open"):
+        load_config(tmp_path / "c.toml")
+    (tmp_path / "c.toml").write_text("[wake]\nmodels = ['okay_nabu']\nfollow_s = 0\n")
+    with pytest.raises(ConfigError, match="wake.follow_s must be between 0.5 and 30"):
+        load_config(tmp_path / "c.toml")
