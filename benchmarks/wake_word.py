@@ -2,6 +2,7 @@
 
     python -m benchmarks.wake_word [--wake okay_nabu] [--engines micro,open] [--hours 1.0]
                                    [--open-hours 0.17] [--json OUT]
+    python -m benchmarks.wake_word --daemon-minutes 10 [--bundle bundles/default] [--json OUT]
 
 Misses: the wake phrase alone and followed by a command, said by Piper (three speeds) and every
 espeak-ng English voice (three speeds), clean and with pink noise or babble at 5, 10 and 20 dB SNR,
@@ -128,6 +129,35 @@ def cpu_ms_per_s(wake, audio: np.ndarray) -> float:
     return (time.process_time() - t0) / (len(audio) / SR) * 1e3
 
 
+def daemon_cpu(bundle: Path, wake_name: str, idle: np.ndarray, speech: np.ndarray) -> dict:
+    """The whole daemon's CPU (VAD, wake word, endpointer; Whisper only if woken) per hour of an idle
+    room and of talk that never says the wake word, on the simulated home."""
+    import tempfile
+
+    from casavox.edge_app.app import build_daemon
+    from casavox.edge_app.config import load_config
+    from casavox.edge_app.sources import frames_of
+
+    out: dict = {}
+    for label, wake in (("wake_word", {"models": [wake_name]}), ("no_wake_word", {})):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = load_config(None, {"bundle": str(bundle), "state": f"{tmp}/s.sqlite",
+                                        "log": {"json": "", "quiet": True}, "wake": wake})  # fmt: skip
+            daemon, store = build_daemon(config, keep_records=True)
+            try:
+                for name, audio in (("idle", idle), ("talk", speech)):
+                    t0 = time.process_time()
+                    daemon.run(frames_of(audio))
+                    cpu = time.process_time() - t0
+                    out[f"{label}_cpu_s_per_hour_{name}"] = round(cpu / (len(audio) / SR / 3600), 1)
+                    out[f"{label}_transcribed_{name}"] = sum("asr_ms" in r["timings_ms"] for r in daemon.records)
+                    daemon.records.clear()
+            finally:
+                daemon.backend.close()
+                store.close()
+    return out
+
+
 def measure(wake_name: str, engines: list[str], hours: float, open_hours: float) -> dict:
     voices = Voices()
     babble = np.concatenate([voices.say(line, "piper") for line in BABBLE_LINES])
@@ -173,8 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=1.0, help="non-wake speech for false accepts")
     parser.add_argument("--open-hours", type=float, default=0.17, help="of it, for openWakeWord (slow)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--daemon-minutes", type=float, default=0.0,
+                        help="instead: the whole daemon's CPU on this many minutes of idle room and of talk")
+    parser.add_argument("--bundle", type=Path, default=ROOT / "bundles" / "default")
     args = parser.parse_args(argv)
-    result = measure(args.wake, args.engines.split(","), args.hours, args.open_hours)
+    if args.daemon_minutes:
+        voices = Voices()
+        idle = pink(int(args.daemon_minutes * 60 * SR), np.random.default_rng(3)) * ROOM
+        result = {"wake": args.wake, "minutes": args.daemon_minutes, "bundle": str(args.bundle),
+                  **daemon_cpu(args.bundle, args.wake, idle, negatives(voices, args.daemon_minutes / 60))}  # fmt: skip
+    else:
+        result = measure(args.wake, args.engines.split(","), args.hours, args.open_hours)
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
