@@ -78,6 +78,8 @@ class SafetySettings:
 class ReplySettings:
     say_to: str = ""  # write each spoken reply to this WAV file (Piper)
     speak: bool = False  # play replies on the default output device (pyaudio)
+    ring_s: float = within(30.0, 0.0, 600.0)  # a finished timer rings this long unless told "stop" (0 = once)
+    ring_every_s: float = within(5.0, 1.0, 60.0)  # ... saying it is done again this often
 
 
 @dataclass(frozen=True)

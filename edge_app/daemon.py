@@ -27,7 +27,7 @@ from casavox.edge_app.assistant import Assistant, Turn, confirmation
 from casavox.edge_app.backends import Backend
 from casavox.edge_app.config import Config
 from casavox.edge_app.endpointing import Endpointer, Event
-from casavox.edge_app.pipeline import SpeechPipeline, Understanding
+from casavox.edge_app.pipeline import SpeechPipeline, Understanding, normalize
 from casavox.edge_app.timers import Timers
 from casavox.runtime.audio.io import SAMPLE_RATE
 from casavox.runtime.audio.vad import FRAME, SileroVad
@@ -36,6 +36,16 @@ from casavox.runtime.home import Home
 log = logging.getLogger(__name__)
 
 MIN_COMMAND_SAMPLES = SAMPLE_RATE * 3 // 10  # after the wake word: less than 0.3 s is no command
+# "Stop" needs no wake word while a reply plays or a timer rings: a tiny closed grammar on a short
+# utterance (neither engine ships a stop model). "cancel" and "no" stay a pending question's answers.
+STOP_WORDS = frozenset({"stop", "stop it", "stop that", "stop please", "please stop", "okay stop", "ok stop",
+                        "quiet", "be quiet", "quiet please", "enough", "that's enough", "shut up", "silence"})  # fmt: skip
+MAX_STOP_SAMPLES = 2 * SAMPLE_RATE
+
+
+def is_stop(text: str) -> bool:
+    """Whether ``text`` is a bare "stop" (and its few everyday forms)."""
+    return normalize(text) in STOP_WORDS
 
 
 class Shutdown(BaseException):
@@ -67,6 +77,11 @@ class Daemon:
     _position: object = None  # callable: samples the source has captured so far
     _woke_at: int = -1  # source position (samples) where the acoustic wake word last fired, unused
     _open_until: int = 0  # source position: an utterance beginning before it is the command (bare wake word)
+    _player: object = None  # reply_audio.ReplyPlayer, made on the first spoken reply
+    _playing_until: int = 0  # source position until which the last spoken reply is still playing
+    _ringing: list = field(default_factory=list)  # names of finished timers still ringing
+    _ring_until: int = 0
+    _ring_next: int = 0
 
     @property
     def backend(self) -> Backend:
@@ -86,14 +101,33 @@ class Daemon:
         self.assistant.home = home
 
     # ---- the conversation -------------------------------------------------------------
-    def _say(self, text: str) -> None:
-        if not text:
-            return
-        log.info("reply: %s", text)
-        if self.speaker is not None and (self.config.reply.say_to or self.config.reply.speak):
-            from casavox.edge_app.reply_audio import speak
+    def _now(self) -> int:
+        return self._position() if self._position is not None else 0
 
-            speak(self.speaker, text, self.config.reply.say_to or None, self.config.reply.speak)
+    def _say(self, text: str) -> int:
+        """Deliver a reply (printed; spoken when a speaker is configured, without waiting for the
+        playback); how many samples of the source it takes to play (0 when not spoken)."""
+        if not text:
+            return 0
+        log.info("reply: %s", text)
+        if self.speaker is None or not (self.config.reply.say_to or self.config.reply.speak):
+            return 0
+        if self._player is None:
+            from casavox.edge_app.reply_audio import ReplyPlayer
+
+            self._player = ReplyPlayer(self.speaker, self.config.reply.say_to or None, self.config.reply.speak)
+        played = int(self._player.say(text) * SAMPLE_RATE)
+        self._playing_until = self._now() + played
+        return played
+
+    def _stoppable(self, start: int) -> bool:
+        """A timer is ringing, or this speech began while a reply was still playing."""
+        return bool(self._ringing) or start < self._playing_until
+
+    def _stop_sounds(self) -> None:
+        stopped = self._player.stop() if self._player is not None else False
+        log.info("stopped%s%s", " the reply" if stopped else "", " the timer" if self._ringing else "")
+        self._ringing, self._playing_until = [], 0
 
     def respond(self, heard: Understanding) -> Turn | None:
         """The turn for one understood utterance; None when there was nothing to parse."""
@@ -137,6 +171,10 @@ class Daemon:
         awaiting = self.assistant.awaiting_answer()
         answer = (lambda text: confirmation(text) is not None) if awaiting else None
         area = self.config.area or None
+        if start is not None and len(audio) <= MAX_STOP_SAMPLES and self._stoppable(start):
+            heard = self.pipeline.understand(audio, area, (), is_stop)
+            if heard.skipped == "answer":
+                return dataclasses.replace(heard, skipped="stopped")
         if self.wake is None:
             heard = self.pipeline.understand(audio, area, self._accepting_without_wake(), answer)
         else:
@@ -172,6 +210,8 @@ class Daemon:
     ) -> dict:
         self._busy = True
         try:
+            if heard.skipped == "stopped":
+                self._stop_sounds()
             turn = self.respond(heard)
             t_act = time.monotonic()
             outcomes = turn.outcomes if turn is not None else []
@@ -196,9 +236,10 @@ class Daemon:
                 "timings_ms": {k: round(v, 1) for k, v in timings.items()},
             }
             self._after_wake(heard)
-            self._say(reply)  # delivered: spoken (or printed) before anything is heard as its answer
+            played = self._say(reply)
             if label == "asked" and self._position is not None:
-                self._question_at = self._position()
+                # delivered once spoken (or printed): only speech beginning after that answers it
+                self._question_at = self._position() + played
             self._write_log(record)
             if self.metrics is not None:
                 self.metrics.observe(record)
@@ -235,11 +276,24 @@ class Daemon:
 
     # ---- the loop -----------------------------------------------------------------------
     def _check_timers(self) -> None:
+        """A finished timer rings: "<name> timer done" now and every ``reply.ring_every_s`` until
+        someone says "stop" (no wake word needed) or ``reply.ring_s`` has passed."""
         try:
-            for t in self.assistant.timers.due():
-                self._say(f"{t.name + ' timer' if t.name else 'Timer'} done")
+            due = self.assistant.timers.due()
         except Exception as exc:  # noqa: BLE001 - a locked state file must not stop listening
             log.warning("timers unavailable: %s", exc)
+            due = []
+        now = self._now()
+        if due:
+            self._ringing += [f"{t.name + ' timer' if t.name else 'Timer'} done" for t in due]
+            self._ring_until = now + int(self.config.reply.ring_s * SAMPLE_RATE)
+            self._ring_next = now
+        if not self._ringing or now < self._ring_next:
+            return
+        self._say("; ".join(self._ringing))
+        self._ring_next = now + int(self.config.reply.ring_every_s * SAMPLE_RATE)
+        if now >= self._ring_until:
+            self._ringing = []  # rang out (ring_s 0: said once)
 
     def run(self, frames: Iterable[np.ndarray]) -> int:
         """Serve until the frames end or a stop signal; returns the number of utterances."""
@@ -255,7 +309,9 @@ class Daemon:
         self.vad.reset()
         if self.wake is not None:
             self.wake.reset()
-        self._woke_at, self._open_until = -1, 0
+        self._woke_at, self._open_until, self._playing_until = -1, 0, 0
+        if self._ringing:  # positions restart with the source
+            self._ring_until, self._ring_next = int(self.config.reply.ring_s * SAMPLE_RATE), 0
 
         def start_of(audio: np.ndarray) -> int:
             return max(0, streamed * FRAME - len(audio))

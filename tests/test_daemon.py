@@ -455,3 +455,28 @@ def test_with_an_acoustic_wake_word_a_pending_question_takes_only_its_answer(mak
     said = [r["outcome"] for r in daemon.records if r["outcome"] != "wake_word_only"]  # a pause after it
     assert said == ["asked", "no_wake_word", "confirmed"], [(r["heard"], r["outcome"]) for r in daemon.records]
     assert states(store)["switch.coffee_maker"] == "off" and states(store)["cover.garage_door"] == "open"
+
+
+def test_a_ringing_timer_is_stopped_by_stop_without_the_wake_word(make, say, caplog) -> None:
+    import logging
+
+    daemon, store = make(wake={"models": ["okay_nabu"]}, reply={"ring_every_s": 1.0})
+    daemon.assistant.timers.start(0.0, name="pasta")
+    with caplog.at_level(logging.INFO, logger="casavox.edge_app.daemon"):
+        daemon.run(frames_of(stream(say, 3.2, "Turn on the desk lamp please.", 1.0, "Stop.", 1.0, 3.0)))
+    rings = [r for r in caplog.messages if r == "reply: pasta timer done"]
+    outcomes = [r["outcome"] for r in daemon.records]
+    assert outcomes == ["no_wake_word", "stopped"], outcomes  # only "stop" skips the wake word
+    assert len(rings) >= 3, rings  # it rang again and again until told to stop...
+    after = caplog.messages[caplog.messages.index("stopped the timer") :]
+    assert "reply: pasta timer done" not in after  # ...and never after
+    assert states(store)["light.desk_lamp"] == "off"
+
+
+def test_stop_while_a_reply_plays_and_not_after(make, say, tmp_path) -> None:
+    daemon, store = make(wake={"models": ["okay_nabu"]}, reply={"say_to": str(tmp_path / "reply.wav")})
+    audio = stream(say, 0.8, "Okay Nabu, switch on the desk lamp.", 0.4, "Stop.", 4.0, "Stop.", 1.0)
+    daemon.run(frames_of(audio))
+    outcomes = [r["outcome"] for r in daemon.records if r["outcome"] != "wake_word_only"]
+    assert outcomes == ["acted", "stopped", "no_wake_word"], [(r["heard"], r["outcome"]) for r in daemon.records]
+    assert (tmp_path / "reply.wav").stat().st_size > 1000 and states(store)["light.desk_lamp"] == "on"
