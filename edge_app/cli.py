@@ -165,6 +165,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         eval_examples=args.eval_examples,
         threads=args.threads,
         checkpoint_every=args.checkpoint_every,
+        stop_at=args.stop_at,
     )
     out = Path(args.out) if args.out else ADAPTER_DIR
     checkpoints = Path(args.checkpoints) if args.checkpoints else None
@@ -485,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the adapter every --checkpoint-every steps under this folder (step-N/), for a training curve",
     )
     p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        default=defaults.stop_at,
+        help="end after this many steps of the --steps schedule (its learning rate follows --steps)",
+    )
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("transcribe", help="speech to text with a bundle")

@@ -71,7 +71,18 @@ def test_a_few_lora_steps_write_an_adapter(tmp_path: Path) -> None:
     recipe = json.loads((tmp_path / "adapter" / "recipe.json").read_text())
     assert recipe["config"]["steps"] == 2 and len(recipe["loss_curve"]) == 1
     assert report["held_out_eval"]["examples"] == 2
-    assert report["final_loss"] > 0
+    assert report["final_loss"] > 0 and report["steps_run"] == 2
+
+
+def test_stop_at_ends_a_longer_schedule_early(tmp_path: Path) -> None:
+    from casavox.export.llm.finetune import finetune
+    from casavox.export.llm.recipe import FinetuneConfig
+
+    cfg = FinetuneConfig(steps=6, stop_at=2, batch_size=2, train_examples=8, eval_examples=2, checkpoint_every=1)
+    report = finetune(tmp_path / "adapter", config=cfg, evaluate_after=False, progress=False,
+                      checkpoint_dir=tmp_path / "ckpt")  # fmt: skip
+    assert report["steps_run"] == 2 and report["config"]["stop_at"] == 2
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["step-1"]  # none past the stop
 
 
 def test_every_training_answer_is_one_the_grammar_allows(intent_llm, ha_intents) -> None:

@@ -153,7 +153,10 @@ def finetune(
     rng.shuffle(batches)
     losses = []
     t0 = time.time()
-    bar = tqdm(range(cfg.steps), desc="finetune", disable=not progress)
+    # stop_at: a point of a longer schedule's curve (its learning rate follows cfg.steps), so the
+    # adapter equals that run's checkpoint at the same step
+    last = min(cfg.stop_at or cfg.steps, cfg.steps)
+    bar = tqdm(range(last), desc="finetune", disable=not progress)
     for step in bar:
         idx = batches[step % len(batches)]
         batch = _batch(tokenizer, [train[i] for i in idx])
@@ -174,7 +177,7 @@ def finetune(
             checkpoint_dir is not None
             and cfg.checkpoint_every
             and done % cfg.checkpoint_every == 0
-            and done < cfg.steps
+            and done < last
         ):
             where = Path(checkpoint_dir) / f"step-{done}"
             model.save_pretrained(where)
@@ -198,6 +201,7 @@ def finetune(
             "recipe": "export/llm/dataset.py (random homes from data/names.yaml; HA templates via hassil, augmentation; the paraphrase lexicon data/paraphrases.yaml; statements and non-commands; absent names; two commands)",
             "build_s": round(data_s, 1),
         },
+        "steps_run": len(losses),
         "train_s": round(train_s, 1),
         "final_loss": round(sum(losses[-20:]) / max(1, len(losses[-20:])), 4),
         "loss_curve": [

@@ -23,3 +23,4 @@ class FinetuneConfig:
     threads: int = 0  # 0: all cores
     bf16: bool = True
     checkpoint_every: int = 200  # steps between adapters written for a training curve (with a checkpoint dir)
+    stop_at: int = 0  # end after this many steps of the ``steps`` schedule (0: all of them)
