@@ -44,12 +44,19 @@ class WakeHit:
 
 def builtin_names(engine: str) -> list[str]:
     """The wake words an engine ships models for."""
-    if engine == "micro":
-        from pymicro_wakeword import Model
-    elif engine == "open":
-        from pyopen_wakeword import Model
-    else:
+    if engine not in ENGINES:
         raise WakeWordError(f"wake engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    try:
+        if engine == "micro":
+            from pymicro_wakeword import Model
+        else:
+            from pyopen_wakeword import Model
+    except ImportError:
+        package, extra = ("pymicro-wakeword", "wake") if engine == "micro" else ("pyopen-wakeword", "wake-open")
+        hint = " (on a Jetson: --wake-engine open)" if engine == "micro" else ""
+        raise WakeWordError(
+            f"wake engine {engine} needs {package}: pip install 'casavox[{extra}]'{hint}"
+        ) from None
     return [m.value for m in Model]
 
 

@@ -88,7 +88,7 @@ def _targets() -> dict[str, Target]:
             "cpu",
             {"asr": ["int8"], "llm": ["int8"]},
             device="cpu",
-            extras=("audio", "tts"),
+            extras=("audio", "tts", "wake"),
             forbidden=("onnxruntime-gpu", "tensorrt", "nvidia-"),
         ),
         # onnxruntime-gpu's own extras name the CUDA and cuDNN wheels it was built against, so the
@@ -97,7 +97,7 @@ def _targets() -> dict[str, Target]:
             "cuda",
             gpu,
             device="cuda",
-            extras=("audio", "tts"),
+            extras=("audio", "tts", "wake"),
             add=("onnxruntime-gpu[cuda,cudnn]>=1.20",),
             drop=("onnxruntime",),
         ),
@@ -105,7 +105,7 @@ def _targets() -> dict[str, Target]:
             "jetson",
             gpu,
             device="cuda",
-            extras=("tts",),
+            extras=("tts", "wake-open"),  # no pymicro-features wheel for Python 3.10 aarch64
             drop=("onnxruntime", "pyaudio"),
             machine="aarch64",
             python="3.10",
@@ -113,6 +113,7 @@ def _targets() -> dict[str, Target]:
                 "manylinux2014_aarch64",
                 "manylinux_2_17_aarch64",
                 "manylinux_2_28_aarch64",
+                "manylinux_2_35_aarch64",  # JetPack 6 is Ubuntu 22.04: glibc 2.35
                 "linux_aarch64",
             ),
             system_site_packages=True,
