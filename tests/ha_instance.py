@@ -253,6 +253,17 @@ class RunningHa:
                 return got
             time.sleep(0.1)
 
+    def shows(self, entity_id: str, want: str, timeout: float = 5.0) -> dict:
+        """The entity's state once Home Assistant shows ``want``; else an AssertionError naming what
+        it shows (entities follow their helpers a moment after a service call returns)."""
+        try:
+            return self.wait_for(
+                lambda: (s := self.state(entity_id)) and s["state"] == want and s, timeout, f"{entity_id} {want}"
+            )
+        except TimeoutError:
+            shown = (self.state(entity_id) or {}).get("state")
+            raise AssertionError(f"{entity_id}: Home Assistant shows {shown!r}, not {want!r}") from None
+
     def reset(self) -> None:
         """Every entity back to HOME_YAML's states, the shopping list emptied."""
         for e in ("kitchen_light_power", "bedroom_lamp_power", "coffee_maker_power", "fan_power",

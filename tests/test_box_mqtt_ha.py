@@ -47,15 +47,6 @@ def mqtt_ha(home_assistant: RunningHa, tmp_path):
         broker.stop()
 
 
-def shows(ha: RunningHa, entity_id: str, want: str, timeout: float = 15.0) -> dict:
-    try:
-        return ha.wait_for(
-            lambda: (s := ha.state(entity_id)) and s["state"] == want and s, timeout, f"{entity_id} {want}"
-        )
-    except TimeoutError:
-        pytest.fail(f"{entity_id}: Home Assistant shows {(ha.state(entity_id) or {}).get('state')!r}, not {want!r}")
-
-
 def test_the_box_appears_in_home_assistant_and_obeys_it(mqtt_ha) -> None:
     ha, broker = mqtt_ha
     controls = BoxControls()
@@ -64,18 +55,18 @@ def test_the_box_appears_in_home_assistant_and_obeys_it(mqtt_ha) -> None:
     ).start()
     try:
         mute, threshold = f"switch.casavox_{NODE}_mute", f"number.casavox_{NODE}_speech_threshold"
-        shows(ha, mute, "off")
-        assert float(shows(ha, threshold, "0.5")["state"]) == 0.5
+        ha.shows(mute, "off", 15.0)
+        assert float(ha.shows(threshold, "0.5", 15.0)["state"]) == 0.5
         # the box's telemetry, as a daemon reports it after an utterance
         box.observe({"text": "turn on the hall light", "intent": {"name": "HassTurnOn", "slots": {"name": "Hall"}},
                      "outcome": "acted", "timings_ms": {"eos_to_action_ms": 212.4}})  # fmt: skip
-        shows(ha, f"sensor.casavox_{NODE}_last_transcript", "turn on the hall light")
-        shows(ha, f"sensor.casavox_{NODE}_last_intent", "HassTurnOn")
-        shows(ha, f"sensor.casavox_{NODE}_latency", "212")
+        ha.shows(f"sensor.casavox_{NODE}_last_transcript", "turn on the hall light", 15.0)
+        ha.shows(f"sensor.casavox_{NODE}_last_intent", "HassTurnOn", 15.0)
+        ha.shows(f"sensor.casavox_{NODE}_latency", "212", 15.0)
         # switched in Home Assistant, obeyed by the box
         ha.service("switch", "turn_on", entity_id=mute)
         ha.wait_for(controls.muted.is_set, 10, "the box muted")
-        shows(ha, mute, "on")
+        ha.shows(mute, "on", 15.0)
         ha.service("number", "set_value", entity_id=threshold, value=0.7)
         ha.wait_for(lambda: controls.threshold == 0.7, 10, "the box's threshold at 0.7")
         registry = ha.ws_call({"type": "config/device_registry/list"})
@@ -83,4 +74,4 @@ def test_the_box_appears_in_home_assistant_and_obeys_it(mqtt_ha) -> None:
         assert device["name"] == "Hall box" and device["manufacturer"] == "casavox"
     finally:
         box.close()
-    shows(ha, f"switch.casavox_{NODE}_mute", "unavailable")  # the box said it is gone
+    ha.shows(f"switch.casavox_{NODE}_mute", "unavailable", 15.0)  # the box said it is gone

@@ -145,15 +145,6 @@ def run(ha: RunningHa, pipeline_id: str, text: str | None = None, audio=None, co
                 return got
 
 
-def state(ha: RunningHa, entity_id: str, want: str, timeout: float = 5.0) -> dict:
-    try:
-        return ha.wait_for(
-            lambda: (s := ha.state(entity_id)) and s["state"] == want and s, timeout, f"{entity_id} {want}"
-        )
-    except TimeoutError:
-        pytest.fail(f"{entity_id}: Home Assistant shows {(ha.state(entity_id) or {}).get('state')!r}, not {want!r}")
-
-
 def needs_agent(wyoming: Wyoming, ha: RunningHa) -> str:
     if wyoming.agent is None:
         pytest.skip(f"Home Assistant {ha.version} registers no Wyoming conversation agent (2024.9 and later do)")
@@ -168,7 +159,7 @@ def test_casavox_is_home_assistants_speech_to_text(wyoming, house, say) -> None:
     # light": an ASR miss the spoken benchmark counts, not what this test is about)
     got = run(house, pid, audio=say("Please turn on the kitchen light."))
     assert got["stt"].lower().rstrip(".") == "please turn on the kitchen light", got
-    state(house, "light.kitchen_light", "on")
+    house.shows("light.kitchen_light", "on")
 
 
 def test_casavox_as_the_agent_acts_from_audio_through_home_assistant(wyoming, house, say) -> None:
@@ -176,11 +167,11 @@ def test_casavox_as_the_agent_acts_from_audio_through_home_assistant(wyoming, ho
     pid = pipeline(house, "casavox", wyoming.stt, agent)
     got = run(house, pid, audio=say("Set the kitchen light to 40 percent."))
     assert "40" in got["stt"], got
-    light = state(house, "light.kitchen_light", "on")
+    light = house.shows("light.kitchen_light", "on")
     assert light["attributes"]["brightness"] == 102, light  # 40% of 255, as Home Assistant rounds it
     got = run(house, pid, text="set the living room blinds to 50%")
     assert got["response"]["response_type"] == "action_done", got
-    assert state(house, "cover.living_room_blinds", "open")["attributes"]["current_position"] == 50
+    assert house.shows("cover.living_room_blinds", "open")["attributes"]["current_position"] == 50
     assert got["speech"], got
 
 
@@ -220,7 +211,7 @@ def test_a_lock_is_asked_about_and_confirmed_in_the_next_turn(wyoming, house) ->
     assert elsewhere["speech"] == "There is nothing to confirm", elsewhere
     assert house.state("lock.front_door")["state"] == "locked"
     run(house, pid, text="yes", conversation_id=asked["conversation_id"])
-    state(house, "lock.front_door", "unlocked")
+    house.shows("lock.front_door", "unlocked")
 
 
 def test_small_talk_and_absent_devices_change_nothing(wyoming, house) -> None:
