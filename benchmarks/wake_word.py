@@ -36,10 +36,17 @@ from casavox.runtime.tts import PiperSpeaker, espeak_say
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16_000
 FRAME = 512  # the daemon's frame (Silero VAD's window at 16 kHz)
-PHRASES = {"okay_nabu": "Okay Nabu", "hey_jarvis": "Hey Jarvis", "hey_mycroft": "Hey Mycroft", "alexa": "Alexa"}
+PHRASES = {
+    "okay_nabu": "Okay Nabu",
+    "hey_jarvis": "Hey Jarvis",
+    "hey_mycroft": "Hey Mycroft",
+    "alexa": "Alexa",
+}
 FOLLOW = ["", ", turn off the lights in the kitchen", ", what time is it", " set a timer for five minutes"]
 ROOM = 0.003  # -50 dBFS of pink noise under every clip
-CONDITIONS = [("clean", None, None)] + [(kind, kind, snr) for kind in ("pink", "babble") for snr in (20, 10, 5)]
+CONDITIONS = [("clean", None, None)] + [
+    (kind, kind, snr) for kind in ("pink", "babble") for snr in (20, 10, 5)
+]
 
 
 class Voices:
@@ -78,7 +85,9 @@ def _noise(kind: str, n: int, rng: np.random.Generator, babble: np.ndarray) -> n
     return np.resize(babble[start:], n)
 
 
-def positives(voices: Voices, phrase: str, babble: np.ndarray, seed: int = 11) -> list[tuple[str, np.ndarray]]:
+def positives(
+    voices: Voices, phrase: str, babble: np.ndarray, seed: int = 11
+) -> list[tuple[str, np.ndarray]]:
     rng, out = np.random.default_rng(seed), []
     lead, tail = np.zeros(2 * SR, np.float32), np.zeros(SR, np.float32)  # a stream runs before the words
     for voice in voices.all():
@@ -150,7 +159,9 @@ def daemon_cpu(bundle: Path, wake_name: str, idle: np.ndarray, speech: np.ndarra
                     daemon.run(frames_of(audio))
                     cpu = time.process_time() - t0
                     out[f"{label}_cpu_s_per_hour_{name}"] = round(cpu / (len(audio) / SR / 3600), 1)
-                    out[f"{label}_transcribed_{name}"] = sum("asr_ms" in r["timings_ms"] for r in daemon.records)
+                    out[f"{label}_transcribed_{name}"] = sum(
+                        "asr_ms" in r["timings_ms"] for r in daemon.records
+                    )
                     daemon.records.clear()
             finally:
                 daemon.backend.close()
@@ -203,8 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=1.0, help="non-wake speech for false accepts")
     parser.add_argument("--open-hours", type=float, default=0.17, help="of it, for openWakeWord (slow)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--daemon-minutes", type=float, default=0.0,
-                        help="instead: the whole daemon's CPU on this many minutes of idle room and of talk")
+    parser.add_argument(
+        "--daemon-minutes",
+        type=float,
+        default=0.0,
+        help="instead: the whole daemon's CPU on this many minutes of idle room and of talk",
+    )
     parser.add_argument("--bundle", type=Path, default=ROOT / "bundles" / "default")
     args = parser.parse_args(argv)
     if args.daemon_minutes:

@@ -255,7 +255,10 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--wake-engine", choices=("micro", "open"), help="wake-word engine (default micro)")
     p.add_argument(
-        "--wake-phrase", action="append", metavar="PHRASE", help='or a phrase matched on the transcript ("hey casa")'
+        "--wake-phrase",
+        action="append",
+        metavar="PHRASE",
+        help='or a phrase matched on the transcript ("hey casa")',
     )
     p.add_argument("--say-to", metavar="FILE.wav", help="write spoken replies (Piper) to this file")
     p.add_argument("--log", metavar="FILE", help='JSON lines per utterance ("-" stdout, "" off)')

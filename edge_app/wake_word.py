@@ -52,7 +52,9 @@ def builtin_names(engine: str) -> list[str]:
         else:
             from pyopen_wakeword import Model
     except ImportError:
-        package, extra = ("pymicro-wakeword", "wake") if engine == "micro" else ("pyopen-wakeword", "wake-open")
+        package, extra = (
+            ("pymicro-wakeword", "wake") if engine == "micro" else ("pyopen-wakeword", "wake-open")
+        )
         hint = " (on a Jetson: --wake-engine open)" if engine == "micro" else ""
         raise WakeWordError(
             f"wake engine {engine} needs {package}: pip install 'casavox[{extra}]'{hint}"
@@ -117,7 +119,9 @@ class WakeWords:
         self.position = 0
 
 
-def load_wake_words(specs: tuple[str, ...] | list[str], engine: str = "micro", threshold: float = 0.0) -> WakeWords:
+def load_wake_words(
+    specs: tuple[str, ...] | list[str], engine: str = "micro", threshold: float = 0.0
+) -> WakeWords:
     """The wake words named by ``specs`` (built-in names or model files) for ``engine``.
 
     ``threshold`` 0 keeps each model's own cutoff."""
@@ -147,7 +151,9 @@ def _load_one(spec: str, engine: str, known: list[str]) -> tuple[object, float]:
     if is_file and not path.is_file():
         raise WakeWordError(f"wake word model {spec}: no such file")
     if not is_file and spec not in known:
-        raise WakeWordError(f"wake word {spec!r}: not a model file and not one of {', '.join(known)} ({engine})")
+        raise WakeWordError(
+            f"wake word {spec!r}: not a model file and not one of {', '.join(known)} ({engine})"
+        )
     if engine == "micro":
         from pymicro_wakeword import MicroWakeWord, Model
 

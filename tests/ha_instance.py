@@ -258,7 +258,9 @@ class RunningHa:
         it shows (entities follow their helpers a moment after a service call returns)."""
         try:
             return self.wait_for(
-                lambda: (s := self.state(entity_id)) and s["state"] == want and s, timeout, f"{entity_id} {want}"
+                lambda: (s := self.state(entity_id)) and s["state"] == want and s,
+                timeout,
+                f"{entity_id} {want}",
             )
         except TimeoutError:
             shown = (self.state(entity_id) or {}).get("state")

@@ -51,7 +51,10 @@ def test_the_box_appears_in_home_assistant_and_obeys_it(mqtt_ha) -> None:
     ha, broker = mqtt_ha
     controls = BoxControls()
     box = BoxAnnouncer(
-        DiscoverySettings(enabled=True, node_id=NODE, name="Hall box"), MqttSettings(port=broker.port), controls, "0.3.0"
+        DiscoverySettings(enabled=True, node_id=NODE, name="Hall box"),
+        MqttSettings(port=broker.port),
+        controls,
+        "0.3.0",
     ).start()
     try:
         mute, threshold = f"switch.casavox_{NODE}_mute", f"number.casavox_{NODE}_speech_threshold"

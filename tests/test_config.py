@@ -155,7 +155,10 @@ def test_an_unknown_wake_word_is_one_line_before_the_models_load(tmp_path: Path,
     argv = ["run", str(tmp_path / "no-bundle"), "--home", str(HOME), "--state", str(tmp_path / "s.sqlite")]
     assert cli.main([*argv, "--stdin", "--wake", "hey_casa"]) != 0
     err = capsys.readouterr().err.strip()
-    assert err.startswith("casavox: error: wake word 'hey_casa': not a model file and not one of") and "\n" not in err
+    assert (
+        err.startswith("casavox: error: wake word 'hey_casa': not a model file and not one of")
+        and "\n" not in err
+    )
     assert not (tmp_path / "s.sqlite").exists()  # nothing was opened
 
 

@@ -78,7 +78,9 @@ def test_stop_at_ends_a_longer_schedule_early(tmp_path: Path) -> None:
     from casavox.export.llm.finetune import finetune
     from casavox.export.llm.recipe import FinetuneConfig
 
-    cfg = FinetuneConfig(steps=6, stop_at=2, batch_size=2, train_examples=8, eval_examples=2, checkpoint_every=1)
+    cfg = FinetuneConfig(
+        steps=6, stop_at=2, batch_size=2, train_examples=8, eval_examples=2, checkpoint_every=1
+    )
     report = finetune(tmp_path / "adapter", config=cfg, evaluate_after=False, progress=False,
                       checkpoint_dir=tmp_path / "ckpt")  # fmt: skip
     assert report["steps_run"] == 2 and report["config"]["stop_at"] == 2

@@ -36,13 +36,17 @@ class Wyoming:
 def _add_wyoming(ha: RunningHa, port: int) -> str:
     """Home Assistant's Wyoming config flow pointed at casavox; the loaded entry's id."""
     flow = ha.rest("POST", "/api/config/config_entries/flow", {"handler": "wyoming"})
-    done = ha.rest("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"host": "127.0.0.1", "port": port})
+    done = ha.rest(
+        "POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"host": "127.0.0.1", "port": port}
+    )
     assert done.get("type") == "create_entry", done
     entry_id = done["result"]["entry_id"]
 
     def loaded():
         entries = ha.rest("GET", "/api/config/config_entries/entry")
-        return next((e["state"] for e in entries if e["entry_id"] == entry_id and e["state"] == "loaded"), None)
+        return next(
+            (e["state"] for e in entries if e["entry_id"] == entry_id and e["state"] == "loaded"), None
+        )
 
     ha.wait_for(loaded, 60, "the Wyoming entry loaded")
     return entry_id
@@ -147,7 +151,9 @@ def run(ha: RunningHa, pipeline_id: str, text: str | None = None, audio=None, co
 
 def needs_agent(wyoming: Wyoming, ha: RunningHa) -> str:
     if wyoming.agent is None:
-        pytest.skip(f"Home Assistant {ha.version} registers no Wyoming conversation agent (2024.9 and later do)")
+        pytest.skip(
+            f"Home Assistant {ha.version} registers no Wyoming conversation agent (2024.9 and later do)"
+        )
     return wyoming.agent
 
 

@@ -28,7 +28,9 @@ def test_the_wake_word_is_heard_and_other_speech_is_not(engine, say) -> None:
     found = hits(wake, said)
     assert [n for n, _ in found] == ["okay_nabu"], found
     assert 1.0 < found[0][1] < 1.0 + len(said) / SAMPLE_RATE  # inside the speech, not at its start
-    assert hits(wake, say("Hey Jarvis, what time is it?"))[:1] == [("hey_jarvis", pytest.approx(1.9, abs=1.0))]
+    assert hits(wake, say("Hey Jarvis, what time is it?"))[:1] == [
+        ("hey_jarvis", pytest.approx(1.9, abs=1.0))
+    ]
     assert hits(wake, say("Turn off the lights in the kitchen, it is late.")) == []
 
 

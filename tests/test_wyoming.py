@@ -136,7 +136,9 @@ def test_describe_says_handling_controls_the_home_and_transcripts_are_not_stream
 
 def test_a_sentence_with_two_commands_is_recognized_as_an_intents_series(server) -> None:
     got = asyncio.run(
-        series(server[0], [Recognize(text="turn on the desk lamp and turn off the ceiling fan")], "intents-stop")
+        series(
+            server[0], [Recognize(text="turn on the desk lamp and turn off the ceiling fan")], "intents-stop"
+        )
     )
     assert [e.type for e in got] == ["intents-start", "intent", "intent", "intents-stop"]
     assert [Intent.from_event(e).name for e in got[1:3]] == ["HassTurnOn", "HassTurnOff"]
@@ -167,6 +169,8 @@ def test_a_lock_is_confirmed_by_the_next_turn_of_the_same_conversation(server) -
     assert done.type == "handled" and _lock_state(state) == "unlocked"
     asyncio.run(exchange(port, [Transcript("lock the front door")], ("handled", "not-handled")))
     assert _lock_state(state) == "unlocked"  # without a conversation: refused, not asked
-    asyncio.run(exchange(port, [Transcript("lock the front door", context={"conversation_id": "c-3"})], "handled"))
+    asyncio.run(
+        exchange(port, [Transcript("lock the front door", context={"conversation_id": "c-3"})], "handled")
+    )
     asyncio.run(exchange(port, [Transcript("yes", context={"conversation_id": "c-3"})], "handled"))
     assert _lock_state(state) == "locked"
