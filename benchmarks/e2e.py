@@ -35,6 +35,8 @@ LLM_COMMANDS = [
     "Lights out in the kids room.", "I want the fan going in the living room.",
 ]  # fmt: skip
 GAP_S = 1.5
+# (name, speculation, semantic endpointing): the modes each command is timed in
+MODES = (("semantic", True, True), ("speculation_on", True, False), ("speculation_off", False, False))
 SR = 16_000
 
 
@@ -55,8 +57,12 @@ def pct(values: list[float]) -> dict:
     }
 
 
-def run_pass(pipeline, bundle: str, clips: list[tuple[str, np.ndarray]], speculate: bool) -> list[dict]:
-    """Feed every clip in real time; return one row per command with its true EoS->action time."""
+def run_pass(
+    pipeline, bundle: str, clips: list[tuple[str, np.ndarray]], speculate: bool, semantic: bool = False
+) -> list[dict]:
+    """Feed every clip in real time; return one row per command with its true EoS->action time.
+    ``semantic``: semantic endpointing (unfinished words waited out, finished ones acted on at the
+    first pause: edge_app/early_action.py); otherwise every pause ends at the trailing silence."""
     from casavox.edge_app.app import build_daemon
     from casavox.edge_app.config import load_config
     from casavox.runtime.audio.vad import FRAME
@@ -67,7 +73,9 @@ def run_pass(pipeline, bundle: str, clips: list[tuple[str, np.ndarray]], specula
             "home": str(ROOT / "examples" / "home.yaml"),
             "state": f"{tmp}/home.sqlite",
             "log": {"json": "", "quiet": True},
-            "vad": {} if speculate else {"speculate_ms": 0.0},
+            "vad": ({} if speculate else {"speculate_ms": 0.0})
+            | ({} if semantic else {"unfinished_silence_ms": 0.0}),
+            "safety": {"act_early": semantic},
         }
         daemon, store = build_daemon(load_config(None, overrides), pipeline=pipeline)
         acted: list[tuple[float, dict]] = []
@@ -192,21 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()}
     }
-    for speculate in (True, False):
-        rows = run_pass(pipeline, args.bundle, clips, speculate)
-        key = "speculation_on" if speculate else "speculation_off"
+    for key, speculate, semantic in MODES:
+        rows = run_pass(pipeline, args.bundle, clips, speculate, semantic)
         result[key] = {"summary": summarize(rows), "rows": rows}
     with tempfile.TemporaryDirectory() as tmp:
         result["daemon_process"] = daemon_process(args.bundle, clips, Path(tmp))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print("| path | speculation | n | EoS->action median | p95 | silence wait | after endpoint | action |")
+    print("| path | mode | n | EoS->action median | p95 | silence wait | after endpoint | action |")
     print("|---|---|---|---|---|---|---|---|")
-    for key in ("speculation_on", "speculation_off"):
+    for key, _, _ in MODES:
         for path, s in result[key]["summary"].items():
             e = s["eos_to_action"]
             print(
-                f"| {path} | {key.split('_')[1]} | {e['n']} | {e['median_ms']:.0f} ms | {e['p95_ms']:.0f} ms | "
+                f"| {path} | {key} | {e['n']} | {e['median_ms']:.0f} ms | {e['p95_ms']:.0f} ms | "
                 f"{s['silence_wait']['median_ms']:.0f} ms | {s['after_endpoint']['median_ms']:.0f} ms | "
                 f"{s['action']['median_ms']:.1f} ms |"
             )

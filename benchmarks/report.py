@@ -80,7 +80,7 @@ def summary_lines(results: dict) -> list[str]:
             e = s.get("eos_to_action", {})
             if e.get("n"):
                 lines.append(
-                    f"| end of speech -> action | {path}, speculation {mode} | {e['median_ms']:.0f} | {e['p95_ms']:.0f} | n={e['n']} |"
+                    f"| end of speech -> action | {path}, {'semantic endpointing' if mode == 'semantic' else 'speculation ' + mode} | {e['median_ms']:.0f} | {e['p95_ms']:.0f} | n={e['n']} |"
                 )
     for name, row in (results.get("accuracy") or {}).items():
         if isinstance(row, dict) and "accuracy" in row:

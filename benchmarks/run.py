@@ -362,9 +362,8 @@ def bench_e2e(args, progress) -> dict:
     )
     pipeline.understand(clips[0][1])
     out: dict = {}
-    for speculate in (True, False):
-        rows = run_pass(pipeline, str(args.bundle), clips, speculate)
-        mode = "on" if speculate else "off"
+    for mode, speculate, semantic in (("semantic", True, True), ("on", True, False), ("off", False, False)):
+        rows = run_pass(pipeline, str(args.bundle), clips, speculate, semantic)
         out[mode] = {}
         for path in ("template", "llm"):
             sel = [r for r in rows if r["source"] == path]
@@ -499,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     n_items = args.items or 64
     total = ((n_items if "asr" in only else 0) + ((args.items or 20) if "llm" in only else 0)
-             + (8 if "accuracy" in only else 0) + (2 if "e2e" in only else 0) + (1 if "startup" in only else 0))  # fmt: skip
+             + (8 if "accuracy" in only else 0) + (3 if "e2e" in only else 0) + (1 if "startup" in only else 0))  # fmt: skip
     with tqdm(total=total, desc="benchmark", unit="step", file=sys.stderr) as progress:
         for name, fn in (
             ("asr", bench_asr),

@@ -62,8 +62,12 @@ class WakeSettings:
     models: tuple[str, ...] = ()
     engine: str = "micro"  # micro (microWakeWord) | open (openWakeWord)
     threshold: float = within(0.0, 0.0, 0.99, "0 = each model's own cutoff")
-    follow_s: float = within(5.0, 0.5, 30.0)  # after a wake word said alone, the next utterance this soon is the command
-    words: tuple[str, ...] = ()  # a phrase matched on the transcript instead ("hey casa"), for boxes without a model
+    follow_s: float = within(
+        5.0, 0.5, 30.0
+    )  # after a wake word said alone, the next utterance this soon is the command
+    words: tuple[
+        str, ...
+    ] = ()  # a phrase matched on the transcript instead ("hey casa"), for boxes without a model
     push_to_talk_s: float = within(10.0, 0.0, 600.0)  # SIGUSR1: commands need no wake word this long
 
 
@@ -144,6 +148,7 @@ RANGES: dict[tuple[type, str], tuple[float, float, str]] = {
     (VadSettings, "min_speech_ms"): (0.0, 5_000.0, ""),
     (VadSettings, "speculate_ms"): (0.0, 5_000.0, "0 = off"),
     (VadSettings, "trailing_silence_ms"): (32.0, 10_000.0, "at least one 32-ms frame"),
+    (VadSettings, "unfinished_silence_ms"): (0.0, 10_000.0, "0 = off"),
     (VadSettings, "max_utterance_s"): (1.0, 30.0, "Whisper hears at most 30 s"),
     (MqttSettings, "port"): (1, 65_535, ""),
     (MqttSettings, "ack_timeout_s"): (0.1, 60.0, ""),

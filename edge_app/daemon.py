@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -26,6 +26,7 @@ import numpy as np
 from casavox.edge_app.assistant import Assistant, Turn, confirmation
 from casavox.edge_app.backends import Backend
 from casavox.edge_app.config import Config
+from casavox.edge_app.early_action import EarlyContext, early_blocker, may_go_on
 from casavox.edge_app.endpointing import Endpointer, Event
 from casavox.edge_app.pipeline import SpeechPipeline, Understanding, normalize
 from casavox.edge_app.timers import Timers
@@ -72,6 +73,7 @@ class Daemon:
     box: object | None = None  # casavox.edge_app.box_mqtt.BoxAnnouncer: the box in Home Assistant
     controls: object | None = None  # its BoxControls: mute and the speech threshold, set from there
     follower: object | None = None  # hass_home.HomeFollower: the home re-read from Home Assistant
+    early_without: tuple[str, ...] = ()  # early-action rules switched off (benchmarks.endpointing)
     _busy: bool = False
     _question_at: int = 0  # source position (samples) when the pending question was delivered
     _position: object = None  # callable: samples the source has captured so far
@@ -115,7 +117,9 @@ class Daemon:
         if self._player is None:
             from casavox.edge_app.reply_audio import ReplyPlayer
 
-            self._player = ReplyPlayer(self.speaker, self.config.reply.say_to or None, self.config.reply.speak)
+            self._player = ReplyPlayer(
+                self.speaker, self.config.reply.say_to or None, self.config.reply.speak
+            )
         played = int(self._player.say(text) * SAMPLE_RATE)
         self._playing_until = self._now() + played
         return played
@@ -265,14 +269,32 @@ class Daemon:
         elif heard.skipped != "no wake word":
             self._open_until, self._woke_at = 0, -1  # the wake word was used (or a question answered)
 
-    def _safe_early(self, heard: Understanding) -> bool:
-        """Early action only for a complete, confident command that needs no confirmation."""
+    def _judge_pause(self, heard: Understanding) -> tuple[bool, bool]:
+        """(act now, the words may go on) for a speculative result at a pause: act now only with
+        ``safety.act_early`` and a finished, confident command that names its target and needs no
+        confirmation; the words may go on when nothing is understood yet or no target is named
+        (edge_app/early_action.py: the rules, each measured)."""
         r = heard.result
-        if r is None or not r.understood or self.assistant.pending is not None:
-            return False
-        if r.source != "template" and r.confidence < 0.9:
-            return False
-        return not self.assistant.needs_confirmation(r, self.config.area or None)
+        if heard.skipped == "stopped" or self.assistant.pending is not None:
+            return False, False  # "stop", or the answer to a question: short, never waited out
+        if r is None:
+            return False, True
+        area = self.config.area or None
+        context = EarlyContext(
+            result=r,
+            heard=heard.heard,
+            home=self.assistant.home,
+            area=area,
+            sensitive=self.assistant.needs_confirmation(r, area),
+            question_pending=self.assistant.pending is not None,
+        )
+        go_on = may_go_on(context)
+        if not self.config.safety.act_early or go_on:
+            return False, go_on
+        blocker = early_blocker(context, self.early_without)
+        if blocker:
+            log.debug("not acting early on %r: %s", heard.heard, blocker)
+        return not blocker, go_on
 
     # ---- the loop -----------------------------------------------------------------------
     def _check_timers(self) -> None:
@@ -295,11 +317,16 @@ class Daemon:
         if now >= self._ring_until:
             self._ringing = []  # rang out (ring_s 0: said once)
 
-    def run(self, frames: Iterable[np.ndarray]) -> int:
-        """Serve until the frames end or a stop signal; returns the number of utterances."""
+    def run(self, frames: Iterable[np.ndarray], executor: Executor | None = None) -> int:
+        """Serve until the frames end or a stop signal; returns the number of utterances.
+
+        ``executor`` runs the speculative understanding (default: one background thread, so
+        listening goes on meanwhile); benchmarks pass one that finishes at once, the fastest
+        machine there could be, to bound how often acting early cuts a speaker off."""
         endpointer = Endpointer(self.config.vad)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="casavox-speculate")
+        executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="casavox-speculate")
         spec: Future | None = None
+        judged = False  # the current speculation's result has been looked at (_judge_pause)
         pushed: deque[float] = deque(maxlen=4096)  # wall time each recent frame was pushed
         served = 0
         streamed = 0  # frames taken from the source (muted ones too): offsets in the source's terms
@@ -371,16 +398,29 @@ class Daemon:
                     self._woke_at = streamed * FRAME  # where the phrase ended, in the source's samples
                 for event in endpointer.push(frame, self.vad(frame)):
                     if event.kind == "speculate":
-                        spec = executor.submit(self.understand, event.audio, start_of(event.audio))
+                        spec, judged = (
+                            executor.submit(self.understand, event.audio, start_of(event.audio)),
+                            False,
+                        )
+                        endpointer.hold()  # until the words so far are known to be a finished command
                     elif event.kind == "resume":
                         if spec is not None:
                             spec.cancel()  # not started yet: never runs; running: its result is ignored
                         spec = None  # the words go on: whatever it computes is void
                     elif event.kind == "end":
                         handle_end(event)
-                if self.config.safety.act_early and spec is not None and spec.done() and endpointer.in_speech:
+                if spec is not None and not judged and endpointer.in_speech:
+                    # wait for the speculation up to one frame's time (the source buffers meanwhile),
+                    # so a result is acted on when it is ready, not at the next frame's boundary
+                    wait([spec], timeout=FRAME / SAMPLE_RATE)
+                if spec is not None and not judged and spec.done() and endpointer.in_speech:
+                    judged = True
                     heard = spec.result()
-                    if self._safe_early(heard):
+                    early, go_on = self._judge_pause(heard)
+                    ended = None if go_on or early else endpointer.release()
+                    if ended is not None:
+                        handle_end(ended)
+                    elif early:
                         # acting ends the utterance: whatever is said next is a new one
                         event = endpointer.cut("early")
                         timings = {

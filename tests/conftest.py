@@ -172,3 +172,38 @@ def home_assistant(tmp_path_factory, request):
             reporter.write_line(f"tests: {said}")
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline(full_bundle):
+    """The speech pipeline over the example home, loaded once per module (daemon tests)."""
+    from casavox.edge_app.pipeline import SpeechPipeline
+    from casavox.runtime.home import load_home
+
+    return SpeechPipeline.load(str(full_bundle), load_home(ROOT / "examples" / "home.yaml"))
+
+
+@pytest.fixture()
+def make(tmp_path, pipeline, full_bundle):
+    """make(**config overrides) -> (daemon, state store) on the example home; closed after the test."""
+    made = []
+
+    def _make(**overrides):
+        base = {
+            "bundle": str(full_bundle),
+            "home": str(ROOT / "examples" / "home.yaml"),
+            "state": str(tmp_path / "home.sqlite"),
+            "log": {"json": "", "quiet": True},
+        }
+        from casavox.edge_app.app import build_daemon
+        from casavox.edge_app.config import load_config, merge
+
+        config = load_config(None, merge(base, overrides))
+        daemon, store = build_daemon(config, keep_records=True, pipeline=pipeline)
+        made.append((daemon, store))
+        return daemon, store
+
+    yield _make
+    for daemon, store in made:
+        daemon.backend.close()
+        store.close()

@@ -14,45 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from casavox.edge_app.app import build_daemon
 from casavox.edge_app.config import load_config
 from casavox.edge_app.sources import WavSource, frames_of
 from casavox.runtime.audio.io import SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / "examples" / "home.yaml"
-
-
-@pytest.fixture(scope="module")
-def pipeline(full_bundle):
-    from casavox.edge_app.pipeline import SpeechPipeline
-    from casavox.runtime.home import load_home
-
-    return SpeechPipeline.load(str(full_bundle), load_home(HOME))
-
-
-@pytest.fixture()
-def make(tmp_path, pipeline, full_bundle):
-    made = []
-
-    def _make(**overrides):
-        base = {
-            "bundle": str(full_bundle),
-            "home": str(HOME),
-            "state": str(tmp_path / "home.sqlite"),
-            "log": {"json": "", "quiet": True},
-        }
-        from casavox.edge_app.config import merge
-
-        config = load_config(None, merge(base, overrides))
-        daemon, store = build_daemon(config, keep_records=True, pipeline=pipeline)
-        made.append((daemon, store))
-        return daemon, store
-
-    yield _make
-    for daemon, store in made:
-        daemon.backend.close()
-        store.close()
 
 
 def noise(seconds: float, level: float = 0.003, seed: int = 0) -> np.ndarray:
@@ -453,7 +420,9 @@ def test_with_an_acoustic_wake_word_a_pending_question_takes_only_its_answer(mak
     )
     daemon.run(frames_of(audio))
     said = [r["outcome"] for r in daemon.records if r["outcome"] != "wake_word_only"]  # a pause after it
-    assert said == ["asked", "no_wake_word", "confirmed"], [(r["heard"], r["outcome"]) for r in daemon.records]
+    assert said == ["asked", "no_wake_word", "confirmed"], [
+        (r["heard"], r["outcome"]) for r in daemon.records
+    ]
     assert states(store)["switch.coffee_maker"] == "off" and states(store)["cover.garage_door"] == "open"
 
 
@@ -478,5 +447,7 @@ def test_stop_while_a_reply_plays_and_not_after(make, say, tmp_path) -> None:
     audio = stream(say, 0.8, "Okay Nabu, switch on the desk lamp.", 0.4, "Stop.", 4.0, "Stop.", 1.0)
     daemon.run(frames_of(audio))
     outcomes = [r["outcome"] for r in daemon.records if r["outcome"] != "wake_word_only"]
-    assert outcomes == ["acted", "stopped", "no_wake_word"], [(r["heard"], r["outcome"]) for r in daemon.records]
+    assert outcomes == ["acted", "stopped", "no_wake_word"], [
+        (r["heard"], r["outcome"]) for r in daemon.records
+    ]
     assert (tmp_path / "reply.wav").stat().st_size > 1000 and states(store)["light.desk_lamp"] == "on"

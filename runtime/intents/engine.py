@@ -83,7 +83,7 @@ def split_commands(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _says_place(said: str, names: tuple[str, ...]) -> bool:
+def says_place(said: str, names: tuple[str, ...]) -> bool:
     """Whether a word of one of ``names`` that tells the place apart is in ``said``, also as heard
     ("kichen": similarity >= SAID_SIMILARITY, as ASR misspells names)."""
     heard = said.split()
@@ -126,7 +126,7 @@ def places_as_said(
             continue
         place = find(value)
         names = (place.name, *place.aliases) if place is not None else (value,)
-        if may_drop and not _says_place(said, names) and not (value == here and HERE.search(text)):
+        if may_drop and not says_place(said, names) and not (value == here and HERE.search(text)):
             del s[slot]
     if (
         speakers
