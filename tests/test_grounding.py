@@ -189,6 +189,24 @@ def test_the_answers_action_must_be_the_one_said(g) -> None:
     assert g.check(Intent("HassTurnOn", {"name": "Front Door"}), "open the front door", None)
 
 
+def test_a_weak_action_word_alone_says_nothing_against_the_other_side(g) -> None:
+    off = Intent("HassTurnOff", {"area": "Kitchen", "domain": "light"})
+    assert g.check(off, "lights out in the kitchen", None) is None  # "out" alone: off
+    assert g.check(off, "can I get some light out in the kitchen", None)  # "out" against "light"
+    assert g.check(off, "it's dark out in the kitchen, lights please", None)  # and against "dark"
+    assert g.check(off, "turn off the lights on the kitchen counter", None) is None  # strong tie
+
+
+def test_a_players_own_command_is_no_search(g) -> None:
+    def search(query: str) -> str | None:
+        intent = Intent("HassMediaSearchAndPlay", {"search_query": query, "name": "Ceiling Fan"})
+        return g.check(intent, f"play {query} on the ceiling fan", None)
+
+    for query in ("previous", "the next song", "last track"):
+        assert "not something to search for" in (search(query) or "")
+    assert "not something to search for" not in (search("the last waltz") or "")
+
+
 def test_negated_and_reported_actions_change_nothing(g) -> None:
     assert g.check(Intent("HassTurnOn", {"name": "Ceiling Fan"}), "don't turn on the ceiling fan", None)
     assert g.check(

@@ -332,6 +332,9 @@ class Grounding:
             return f"no timer called {name} was said"
         if intent.name == START_TIMER and not (numbers_said(text) or heard & TIME_UNITS):
             return "no duration was said"
+        query = s.get("search_query")
+        if isinstance(query, str) and set(words(query)) <= NAVIGATION_WORDS:
+            return f"'{query}' is not something to search for"
         if spec.changes_home:
             free = {w for k in TEXT_SLOTS if isinstance(s.get(k), str) for w in words(s[k])}
             plain = self.lexicon.undismissed([w for w in said if w not in free])
@@ -394,9 +397,14 @@ class Grounding:
         if own is None:
             return None
         opposite = table.get(OPPOSITE.get(intent, ""), frozenset())
-        mine = _count(heard, own - WEAK_ACTIONS)
-        theirs = _count(heard, opposite - WEAK_ACTIONS)
-        if theirs > mine or (mine == 0 and not heard & own & WEAK_ACTIONS):
+        strong = _count(heard, own - WEAK_ACTIONS)
+        # A weak word ("out", "light", "up") counts half: it says an action only where nothing
+        # says the other one ("lights out"; but "some light out in the garage", "it's dark out
+        # here, lights please" are not "off"). A tie needs a strong word of the answer's own ("turn
+        # off the lights on the porch").
+        mine = strong + 0.5 * len(heard & own & WEAK_ACTIONS)
+        theirs = _count(heard, opposite - WEAK_ACTIONS) + 0.5 * len(heard & opposite & WEAK_ACTIONS)
+        if mine == 0 or theirs > mine or (theirs == mine and strong == 0):
             return f"the words do not say to {ACTION_NAMES.get(intent, intent)}"
         return None
 
@@ -572,7 +580,12 @@ ACTION_NAMES = {TURN_ON: "turn on", TURN_OFF: "turn off", VACUUM_START: "start",
 # Action words that say little on their own ("power", "up", "light"): enough when nothing else says
 # the action, never against the opposite's words.
 WEAK_ACTIONS = frozenset(
-    {"power", "up", "down", "light", "go", "let", "play", "home", "back", "run", "stop", "of", "anymore"}
+    {"power", "up", "down", "light", "go", "let", "play", "home", "back", "run", "stop", "of", "anymore", "out"}
+)
+# A search that is only these words is a player's own command ("play the previous song"), not a
+# search for media of that name.
+NAVIGATION_WORDS = frozenset(
+    {"previous", "next", "last", "prior", "earlier", "skip", "back", "song", "track", "the", "a", "one", "again"}
 )
 TIME_UNITS = frozenset(
     {"second", "seconds", "minute", "minutes", "hour", "hours", "sec", "secs", "min", "mins"}
