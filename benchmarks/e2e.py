@@ -58,7 +58,12 @@ def pct(values: list[float]) -> dict:
 
 
 def run_pass(
-    pipeline, bundle: str, clips: list[tuple[str, np.ndarray]], speculate: bool, semantic: bool = False
+    pipeline,
+    bundle: str,
+    clips: list[tuple[str, np.ndarray]],
+    speculate: bool,
+    semantic: bool = False,
+    speculate_ms: float | None = None,
 ) -> list[dict]:
     """Feed every clip in real time; return one row per command with its true EoS->action time.
     ``semantic``: semantic endpointing (unfinished words waited out, finished ones acted on at the
@@ -73,7 +78,8 @@ def run_pass(
             "home": str(ROOT / "examples" / "home.yaml"),
             "state": f"{tmp}/home.sqlite",
             "log": {"json": "", "quiet": True},
-            "vad": ({} if speculate else {"speculate_ms": 0.0})
+            "vad": ({"speculate_ms": speculate_ms} if speculate and speculate_ms else {})
+            | ({} if speculate else {"speculate_ms": 0.0})
             | ({} if semantic else {"unfinished_silence_ms": 0.0}),
             "safety": {"act_early": semantic},
         }
@@ -181,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bundle", default="bundles/default")
     parser.add_argument("--quick", action="store_true", help="3 template + 3 LLM commands")
+    parser.add_argument(
+        "--speculate-ms", type=float, default=None, help="vad.speculate_ms (default: the config's)"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "e2e.json"))
     args = parser.parse_args(argv)
 
@@ -201,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()}
     }
     for key, speculate, semantic in MODES:
-        rows = run_pass(pipeline, args.bundle, clips, speculate, semantic)
+        rows = run_pass(pipeline, args.bundle, clips, speculate, semantic, args.speculate_ms)
         result[key] = {"summary": summarize(rows), "rows": rows}
     with tempfile.TemporaryDirectory() as tmp:
         result["daemon_process"] = daemon_process(args.bundle, clips, Path(tmp))
