@@ -4,9 +4,10 @@ Recipe (fixed by the seed; the shares and why in docs/design.md "Training data")
 home for every example (name pools in ``data/names.yaml``), the speaker's area given 30% of the time;
 
 - 42% Home Assistant template sentences, half of them augmented (synonyms, politeness, numbers in
-  words, ASR-like damage), labelled by hassil;
-- 25% phrasings from the paraphrase lexicon (``data/paraphrases.yaml``), 40% of them ASR-damaged,
+  words, Whisper's mined mistakes or rule-based ASR damage), labelled by hassil;
+- 25% phrasings from the paraphrase lexicon (``data/paraphrases.yaml``), 45% of them damaged,
   labelled by hassil from their canonical sentence;
+- of those two kinds, 12% said with a reason before or after them (the lexicon's ``context``);
 - 12% not commands, answered with ``[]``: half statements about the home's own devices and rooms
   ("the desk lamp is broken"), half small talk, world questions, injections, other languages,
   numbers and fragments;
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 
 from hassil import Intents, recognize_best
 
-from casavox.export.llm.augment import asr_noise, augment
+from casavox.export.llm.augment import asr_noise, augment, label_words, whisper_damage
 from casavox.export.llm.homes import random_home
-from casavox.export.llm.paraphrase import compose, default_lexicon, statement
+from casavox.export.llm.paraphrase import compose, default_lexicon, statement, with_context
 from casavox.export.llm.sampler import Sample, _plain, sample_command
 from casavox.runtime.home import Home
 from casavox.runtime.intents.catalogue import lookup
@@ -41,6 +42,7 @@ from casavox.runtime.intents.prompt import (
 from casavox.runtime.intents.schema import ABSENT
 from casavox.runtime.intents.templates import slot_lists
 
+CONTEXT_SHARE = 0.12  # commands said with a reason before or after them (paraphrases.yaml "context")
 JOINERS = [" and ", " and then ", ", then ", ". also ", " and also "]
 COPY_DROPS = re.compile(r"[^\w' -]")  # what schema.ABSENT_SCHEMA does not admit in a copied name
 
@@ -108,11 +110,13 @@ def _paraphrased(home: Home, rng: random.Random, intents: Intents) -> tuple[str,
     result = recognize_best(canonical_text, intents, slot_lists=slot_lists(home), best_slot_name="name")
     if result is None:
         return None
-    if rng.random() < 0.4:
+    slots = {e.name: _plain(e.value) for e in result.entities.values()}
+    r = rng.random()
+    if r < 0.2:
+        text = whisper_damage(text, rng, label_words(slots))
+    elif r < 0.45:
         text = asr_noise(text, rng)
-    return text, [
-        {"name": result.intent.name, "slots": {e.name: _plain(e.value) for e in result.entities.values()}}
-    ]
+    return text, [{"name": result.intent.name, "slots": slots}]
 
 
 def build_example(rng: random.Random, intents: Intents) -> Example | None:
@@ -139,7 +143,10 @@ def build_example(rng: random.Random, intents: Intents) -> Example | None:
             text = said
         else:
             text = rng.choice(default_lexicon().not_commands)
-        if rng.random() < 0.3:
+        r = rng.random()
+        if r < 0.15:
+            text = whisper_damage(text, rng)
+        elif r < 0.35:
             text = asr_noise(text, rng)
         kind, labels = "negative", []
     elif r < 0.90:
@@ -158,6 +165,8 @@ def build_example(rng: random.Random, intents: Intents) -> Example | None:
         if a is None or b is None or lookup(a.intent).is_timer or lookup(b.intent).is_timer:
             return None
         kind, text, labels = "multi", a.text + rng.choice(JOINERS) + b.text, [_label(a), _label(b)]
+    if kind in ("template", "paraphrase") and rng.random() < CONTEXT_SHARE:
+        text = with_context(text, rng)
     return Example(
         make_prompt(home, text, area), target_json(labels) + END, kind, canonical(labels), text, home, area
     )

@@ -198,7 +198,7 @@ def finetune(
             "train": len(train),
             "held_out": len(held_out),
             "kinds": dict(Counter(e.kind for e in train)),
-            "recipe": "export/llm/dataset.py (random homes from data/names.yaml; HA templates via hassil, augmentation; the paraphrase lexicon data/paraphrases.yaml; statements and non-commands; absent names; two commands)",
+            "recipe": "export/llm/dataset.py (random homes from data/names.yaml; HA templates via hassil, augmentation with Whisper mistakes mined in data/asr_confusions.yaml; the paraphrase lexicon data/paraphrases.yaml with reasons around 12% of commands; statements and non-commands; absent names; two commands)",
             "build_s": round(data_s, 1),
         },
         "steps_run": len(losses),

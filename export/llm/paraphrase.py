@@ -41,6 +41,8 @@ class Lexicon:
     phrasings: tuple[Phrasing, ...]
     statements: tuple[str, ...]
     not_commands: tuple[str, ...]
+    context_before: tuple[str, ...] = ()  # reasons said before a command ("it's freezing, ")
+    context_after: tuple[str, ...] = ()  # ... or after it (", the baby's asleep")
 
 
 def parse_lexicon(data: dict) -> Lexicon:
@@ -61,6 +63,8 @@ def parse_lexicon(data: dict) -> Lexicon:
         phrasings,
         tuple(data.get("statements", ())),
         tuple(data.get("not_commands", ())),
+        tuple((data.get("context") or {}).get("before", ())),
+        tuple((data.get("context") or {}).get("after", ())),
     )
 
 
@@ -165,6 +169,18 @@ def _fill(p: Phrasing, home: Home, rng: random.Random, lex: Lexicon) -> tuple[st
     except KeyError as exc:
         raise ValueError(f"paraphrase lexicon: unknown placeholder {exc} in {template!r}") from exc
     return " ".join(text.split()), canonical
+
+
+def with_context(text: str, rng: random.Random, lexicon: Lexicon | None = None) -> str:
+    """``text`` with a reason said before or after it (the lexicon's ``context``); the command, and
+    so its label, is unchanged."""
+    lex = lexicon or default_lexicon()
+    if rng.random() < 0.5 and lex.context_before:
+        clause = rng.choice(lex.context_before)
+        return clause + (text[:1].lower() + text[1:] if text[:2] != "I " else text)
+    if lex.context_after:
+        return text.rstrip(".!?") + rng.choice(lex.context_after)
+    return text
 
 
 def statement(home: Home, rng: random.Random, lexicon: Lexicon | None = None) -> str | None:
