@@ -64,3 +64,14 @@ def test_no_heldout_sentence_is_a_training_sentence() -> None:
     }
     literal = {s for s in literal if "{" not in s}
     assert literal & held <= EARLIER_SENTENCES, sorted((literal & held) - EARLIER_SENTENCES)
+
+
+def test_no_reason_clause_of_the_training_data_occurs_in_a_heldout_sentence() -> None:
+    # The lexicon's reasons ("it's cold in here, ...") are laid on any command, so one that a
+    # held-out sentence contains would hand that sentence's extra words to the model.
+    _, held = _heldout()
+    lex = default_lexicon()
+    for clause in (*lex.context_before, *lex.context_after):
+        said = _norm(clause)
+        hits = [s for s in held if f" {said} " in f" {s} "]
+        assert not hits, (clause, hits[:3])

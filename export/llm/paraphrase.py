@@ -41,7 +41,7 @@ class Lexicon:
     phrasings: tuple[Phrasing, ...]
     statements: tuple[str, ...]
     not_commands: tuple[str, ...]
-    context_before: tuple[str, ...] = ()  # reasons said before a command ("it's freezing, ")
+    context_before: tuple[str, ...] = ()  # reasons said before a command ("it's a bit nippy, ")
     context_after: tuple[str, ...] = ()  # ... or after it (", the baby's asleep")
 
 
