@@ -2,13 +2,16 @@
 pipeline (``SpeechPipeline``: Whisper with the home's phrase bias, then the intent engine).
 
     python -m benchmarks.spoken BUNDLE [--every 4] [--json OUT] [--voices piper,en-us,en-gb,...]
+                                       [--sets FILE...] [--front-end none|webrtc|speex]
 
 Every ``--every``-th sentence of each frozen set (tests/data/heldout_*.yaml) is said by Piper (joe,
 deterministic) and by every English espeak-ng voice that is installed, each utterance mixed with one
 kind of noise drawn with a fixed seed: pink noise at 10-25 dB SNR or babble (other sentences said by
 another voice) at 15-25 dB, with half a second of the noise before and after the speech. The
 judgement is ``casavox eval-intents``' (exact / wrong_action / wrong_answer / not_understood).
-Endpointing and the wake word are not part of this: the utterance is given whole.
+Endpointing and the wake word are not part of this: the utterance is given whole. ``--front-end``
+puts the daemon's noise suppression (``[input] front_end``) in front of the ASR; it is chosen on the
+development sets (``--sets tests/data/dev_commands_*.yaml``), never on the frozen ones.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from casavox.edge_app.intent_eval import judge, load_suite
 from casavox.edge_app.pipeline import SpeechPipeline
+from casavox.runtime.audio.front_end import CHUNK, NAMES, open_front_end
 from casavox.runtime.audio.io import to_mono_16k
 from casavox.runtime.intents.result import IntentResult
 from casavox.runtime.tts import PiperSpeaker, Speech, espeak_say
@@ -83,8 +87,17 @@ def noisy(clean: np.ndarray, rng: random.Random, babble: np.ndarray) -> tuple[np
     return mix(speech, noise, snr), f"babble {snr:.0f} dB"
 
 
-def measure(bundle: Path, sets: list[Path], every: int, voices: list[str], seed: int = 7) -> dict:
+def measure(
+    bundle: Path, sets: list[Path], every: int, voices: list[str], seed: int = 7, front_end: str = "none"
+) -> dict:
+    """``front_end``: noise suppression the daemon would apply before the VAD (runtime/audio/
+    front_end.py); one instance per voice, kept across its clips as a box hears one room."""
     piper = PiperSpeaker() if "piper" in voices else None
+    ends = {v: open_front_end(front_end) for v in voices}
+
+    def heard_through(audio: np.ndarray, voice: str) -> np.ndarray:
+        fe = ends[voice]
+        return audio if fe is None else fe.process(np.concatenate([audio, np.zeros(2 * CHUNK, np.float32)]))
 
     def say(text: str, voice: str) -> np.ndarray:
         speech: Speech = piper.say(text, deterministic=True) if voice == "piper" else espeak_say(text, voice)
@@ -100,6 +113,7 @@ def measure(bundle: Path, sets: list[Path], every: int, voices: list[str], seed:
             for case in cases[::every]:
                 for voice in voices:
                     audio, condition = noisy(say(case.sentence, voice), rng, babble)
+                    audio = heard_through(audio, voice)
                     t0 = time.perf_counter()
                     heard = pipeline.understand(audio, case.area)
                     ms = (time.perf_counter() - t0) * 1e3
@@ -154,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="*", help=f"test files (default {SETS})")
     parser.add_argument("--every", type=int, default=4, help="every N-th sentence of each set")
     parser.add_argument("--voices", help="comma-separated: piper and espeak-ng voice names (default: all)")
+    parser.add_argument("--front-end", choices=NAMES, default="none", help="noise suppression before ASR")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sets = [Path(s) for s in (args.sets or sorted(glob.glob(str(ROOT / SETS))))]
     voices = args.voices.split(",") if args.voices else ["piper", *espeak_voices()]
-    result = measure(args.bundle, sets, args.every, voices)
+    result = measure(args.bundle, sets, args.every, voices, front_end=args.front_end)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     c = result["commands"]

@@ -16,6 +16,7 @@ from casavox.edge_app.backends import Backend
 from casavox.edge_app.config import Config
 from casavox.edge_app.state_store import StateStore
 from casavox.edge_app.timers import Timers
+from casavox.runtime.audio.front_end import open_front_end
 from casavox.runtime.home import Home, load_home
 
 
@@ -124,6 +125,9 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
 
         raise HomeError(f"area '{config.area}' is not in {home.source}")
     wake = load_wake(config)  # an unknown wake word: one line before anything opens or loads
+    front_end = open_front_end(  # its library missing: one line, before anything opens
+        config.input.front_end, config.input.noise_suppression, config.input.auto_gain_dbfs
+    )
     store = StateStore.open(config.state_path, config.state_lock_timeout_s)
     backend = open_backend(config, home, store)
     metrics = None
@@ -158,6 +162,7 @@ def build_daemon(config: Config, keep_records: bool = False, pipeline=None):
         assistant=build_assistant(config, home, pipeline, backend, store),
         vad=SileroVad.load(),
         wake=wake,
+        front_end=front_end,
         log=open_log(config),
         metrics=metrics,
         speaker=speaker,

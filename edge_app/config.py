@@ -53,6 +53,11 @@ class InputSettings:
     realtime: bool = False  # play files at the speed a microphone would deliver them
     stdin_rate: int = within(16_000, 8_000, 192_000)  # below 8 kHz resampling only inflates the input
     stdin_channels: int = within(1, 1, 8)
+    # Noise suppression / automatic gain before the VAD and the wake word (runtime/audio/front_end.py):
+    # none | webrtc | speex, as Home Assistant's Assist pipeline offers them.
+    front_end: str = "none"
+    noise_suppression: int = within(2, 0, 4)  # 0 = off, 4 = strongest
+    auto_gain_dbfs: int = within(0, 0, 31, "0 = no automatic gain")
 
 
 @dataclass(frozen=True)
@@ -264,6 +269,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         raise ConfigError(f"backend must be sim, mqtt or hass, not {config.backend!r}")
     if config.input.source not in ("mic", "wav", "stdin"):
         raise ConfigError(f"input.source must be mic, wav or stdin, not {config.input.source!r}")
+    if config.input.front_end not in ("none", "webrtc", "speex"):
+        raise ConfigError(f"input.front_end must be none, webrtc or speex, not {config.input.front_end!r}")
     if config.wake.engine not in ("micro", "open"):
         raise ConfigError(f"wake.engine must be micro or open, not {config.wake.engine!r}")
     if config.safety.confirm not in ("ask", "refuse", "allow"):

@@ -62,6 +62,7 @@ class Daemon:
     assistant: Assistant
     vad: SileroVad
     wake: object | None = None  # casavox.edge_app.wake_word.WakeWords: the acoustic wake word, if any
+    front_end: object | None = None  # runtime.audio.front_end.FrontEnd: noise suppression before the VAD
     log: TextIO | None = None
     metrics: object | None = None
     speaker: object | None = None  # casavox.runtime.tts.PiperSpeaker for spoken replies
@@ -394,6 +395,8 @@ class Daemon:
                             neg_threshold=min(endpointer.settings.neg_threshold, t),
                         )
                 pushed.append(time.monotonic())
+                if self.front_end is not None:  # what the VAD, the wake word and the ASR all hear
+                    frame = self.front_end.process(frame)
                 if self.wake is not None and self.wake.push(frame) is not None:
                     self._woke_at = streamed * FRAME  # where the phrase ended, in the source's samples
                 for event in endpointer.push(frame, self.vad(frame)):

@@ -33,6 +33,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         src["stdin_rate"] = args.stdin_rate
     if getattr(args, "realtime", False):
         src["realtime"] = True
+    if getattr(args, "front_end", None):
+        src["front_end"] = args.front_end
     if src:
         o["input"] = src
     if getattr(args, "no_speculation", False):
@@ -254,6 +256,11 @@ def add_commands(sub) -> None:
         help="acoustic wake word: okay_nabu, hey_jarvis, hey_mycroft, alexa or a model file (repeatable)",
     )
     p.add_argument("--wake-engine", choices=("micro", "open"), help="wake-word engine (default micro)")
+    p.add_argument(
+        "--front-end",
+        choices=("none", "webrtc", "speex"),
+        help="noise suppression before the VAD (default: the config's input.front_end, none)",
+    )
     p.add_argument(
         "--wake-phrase",
         action="append",
