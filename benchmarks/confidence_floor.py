@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     intents = load_language_intents()
     dev = sweep(llm, intents, _sets("tests/data/dev_*.yaml"), FLOORS)
     chosen = max(dev, key=lambda f: (dev[f]["score"], -f))
-    held = sweep(llm, intents, _sets("tests/data/heldout_*.yaml"), sorted({DEFAULT_MIN_CONFIDENCE, chosen}))
+    held = sweep(
+        llm, intents, _sets("tests/data/heldout_*commands_*.yaml"), sorted({DEFAULT_MIN_CONFIDENCE, chosen})
+    )
     result = {"cost_of_a_wrong_action": WRONG_COST, "dev": dev, "chosen": chosen, "heldout": held}
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -1,7 +1,7 @@
 """What each rule around the model buys: the frozen held-out sets with every rule on, then with
 each rule (runtime/intents/rules.py) switched off in turn.
 
-    python -m benchmarks.rules BUNDLE [--json OUT] [--sets tests/data/heldout_*.yaml]
+    python -m benchmarks.rules BUNDLE [--json OUT] [--sets tests/data/heldout_*commands_*.yaml]
 
 Per setting: exact match, wrong-action rate and not-understood on the commands, and the share of
 non-commands acted on. The model's answer to a given prompt does not depend on the rules after it,
@@ -26,7 +26,9 @@ from casavox.runtime.intents.rules import RULE_NAMES
 from casavox.runtime.intents.templates import load_language_intents
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS = "tests/data/heldout_*.yaml"
+SETS = (
+    "tests/data/heldout_*commands_*.yaml"  # the paused sets (heldout_pauses_*) are benchmarks.endpointing's
+)
 
 
 class RememberingLlm:
