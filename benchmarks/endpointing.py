@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default="bundles/default")
     parser.add_argument("--without", nargs="*", default=[], help="early-action rules switched off")
     parser.add_argument("--limit", type=int, default=0, help="first N sentences of each file")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "endpointing.json")
     args = parser.parse_args(argv)
 
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     from casavox.edge_app.pipeline import SpeechPipeline
     from casavox.runtime.tts import PiperSpeaker
 
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes takes {', '.join(MODES)}, not {args.modes!r}")
     unknown = sorted(set(args.without) - set(RULE_NAMES))
     if unknown:
         parser.error(f"no early-action rule {', '.join(unknown)} (have: {', '.join(RULE_NAMES)})")
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         if pipeline is None:
             pipeline = SpeechPipeline.load(args.bundle, home)
         per_mode = {}
-        for mode in MODES:
+        for mode in modes:
             rows = run_clips(pipeline, args.bundle, path, home, clips, mode, args.without)
             per_mode[mode] = {"summary": summary(rows), "rows": rows}
             s = per_mode[mode]["summary"]
